@@ -1,0 +1,35 @@
+# Two commands set up and run everything on a fresh machine:
+#   make bench   the merge gate (pytest benchmarks/ --benchmark-only), default tier
+#   make test    the unit tests
+# Extra pytest arguments: make bench ARGS="-k int8"
+#
+# tox lives in its own virtualenv; the suite's environment (~9 GB) is built once
+# under COMPRESS_BENCH_ENV and shared by both commands and by every clone.
+COMPRESS_BENCH_ENV ?= $(HOME)/.cache/compress-bench-env
+TOX_VENV := $(COMPRESS_BENCH_ENV)/tox-venv
+TOX := $(TOX_VENV)/bin/tox
+PYTHON ?= python3.11
+ARGS ?=
+
+.PHONY: bench test data asv
+bench: $(TOX) data
+	$(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- $(ARGS)
+
+test: $(TOX) data
+	$(TOX) run -e tests --workdir $(COMPRESS_BENCH_ENV)/tox -- $(ARGS)
+
+$(TOX):
+	$(PYTHON) -m venv $(TOX_VENV)
+	$(TOX_VENV)/bin/pip install --quiet "tox==4.67.15" "tox-ignore-env-name-mismatch==0.2.0.post2"
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist, when this machine can install it.
+data:
+	@sh .ci/install-data.sh
+
+# asv for the current commit, offline, in the suite's environment (built by
+# `make bench` or `make test`). Results and HTML stay under .asv/.
+SUITE_BIN := $(COMPRESS_BENCH_ENV)/tox/suite/bin
+asv: $(TOX)
+	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
+	$(SUITE_BIN)/asv machine --yes
+	$(SUITE_BIN)/asv run --python=same --set-commit-hash $$(git rev-parse HEAD) $(ARGS)

@@ -1,0 +1,73 @@
+"""Latency (``time_*``), size ratio and accuracy (``track_*``) of every default-tier pair.
+
+Unsupported model x technique combinations raise NotImplementedError in setup, so
+asv skips them. Models come from the suite's on-disk cache (trained on first use).
+"""
+
+from compress import registry
+
+PAIRS = registry.pairs(tier="default")
+MODELS = sorted({m for m, _ in PAIRS})
+TECHNIQUES = list(dict.fromkeys(t for _, t in PAIRS))
+
+_runner = None
+
+
+def _get_runner():
+    global _runner
+    if _runner is None:
+        from compress.runner import Runner
+
+        _runner = Runner()
+    return _runner
+
+
+class Latency:
+    """Batch-1 inference of the shipped artefact on one real test image."""
+
+    params = (MODELS, TECHNIQUES)
+    param_names = ["model", "technique"]
+    timeout = 3600  # a cold cache trains the model first
+
+    def setup(self, model, technique):
+        if (model, technique) not in PAIRS:
+            raise NotImplementedError(f"{technique} does not apply to {model}")
+        self.fn = _get_runner().latency_fn(model, technique)
+
+    def time_single_image(self, model, technique):
+        self.fn()
+
+
+class Quality:
+    """Size and accuracy of the shipped artefact, measured once per asv run."""
+
+    params = (MODELS, TECHNIQUES)
+    param_names = ["model", "technique"]
+    timeout = 3600
+
+    def setup_cache(self):
+        return {pair: _get_runner().evaluate(*pair).metrics() for pair in PAIRS}
+
+    def setup(self, metrics, model, technique):
+        if (model, technique) not in metrics:
+            raise NotImplementedError(f"{technique} does not apply to {model}")
+
+    def track_size_ratio(self, metrics, model, technique):
+        return metrics[model, technique]["size_ratio"]
+
+    track_size_ratio.unit = "ratio (artefact bytes / fp32 artefact bytes)"
+
+    def track_gzip_ratio(self, metrics, model, technique):
+        return metrics[model, technique]["gzip_ratio"]
+
+    track_gzip_ratio.unit = "ratio (gzip bytes / fp32 gzip bytes)"
+
+    def track_accuracy(self, metrics, model, technique):
+        return metrics[model, technique]["accuracy"]
+
+    track_accuracy.unit = "top-1 (10,000 test images)"
+
+    def track_retention(self, metrics, model, technique):
+        return metrics[model, technique]["retention"]
+
+    track_retention.unit = "accuracy / fp32 accuracy"

@@ -1,0 +1,47 @@
+"""The merge gate's configuration: tier selection, thresholds (read once), summary table."""
+
+from __future__ import annotations
+
+import pytest
+
+from compress import registry, thresholds
+from compress.report import format_table
+
+_rows: dict[str, dict] = {}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--tier",
+        default="default",
+        choices=registry.TIERS,
+        help="which registered models to benchmark (default: %(default)s)",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if {"model", "technique"} <= set(metafunc.fixturenames):
+        pairs = registry.pairs(tier=metafunc.config.getoption("tier"))
+        metafunc.parametrize(("model", "technique"), pairs, ids=[f"{m}.{t}" for m, t in pairs])
+
+
+@pytest.fixture(scope="session")
+def bounds_table():
+    """benchmarks/thresholds.toml, parsed and validated once per session."""
+    return thresholds.load()
+
+
+@pytest.fixture
+def record():
+    """Collects one row per pair for the end-of-run summary table."""
+
+    def _record(key: str, row: dict) -> None:
+        _rows[key] = row
+
+    return _record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _rows:
+        terminalreporter.write_sep("=", "compression results (this run)")
+        terminalreporter.write_line(format_table(list(_rows.values())))

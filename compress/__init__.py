@@ -1,0 +1,1 @@
+"""compress-bench: regression benchmarks for model compression."""

@@ -1,0 +1,142 @@
+"""Command line: ``python -m compress {list,run} ...``.
+
+Examples:
+    python -m compress list
+    python -m compress run mobilenetv2 int8
+    python -m compress run mobilenetv2 int8 --set calibration_size=100
+    python -m compress run mobilenetv2 'prune*' --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+
+from compress.frameworks import preload
+
+
+def _parse_set(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            out[name] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[name] = raw
+    return out
+
+
+def _cmd_list(args) -> int:
+    from compress import registry
+
+    if args.what in ("models", "all"):
+        print("models:")
+        for name in registry.list_models(tier=args.tier):
+            s = registry.get_model(name)
+            print(f"  {name:<14} {s.framework:<6} {s.tier:<8} {s.description}")
+    if args.what in ("techniques", "all"):
+        print("techniques:")
+        for name in registry.list_techniques():
+            t = registry.get_technique(name)
+            fws = ",".join(sorted(t.frameworks()))
+            print(f"  {name:<14} {fws:<6} {t.description}")
+    return 0
+
+
+def _median_latency_ms(fn, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _cmd_run(args) -> int:
+    from compress import registry
+    from compress.report import format_table
+    from compress.runner import Runner
+
+    registry.get_model(args.model)  # unknown names fail before any work
+    names = registry.list_techniques(args.technique) if any(c in args.technique for c in "*?[") else [args.technique]
+    if not names:
+        raise registry.UnknownNameError(
+            f"no technique matches {args.technique!r}; valid: {', '.join(registry.list_techniques())}"
+        )
+    specs = [registry.get_technique(n) for n in names]
+    overrides = _parse_set(args.set)
+    configs = [s.config.replace(**overrides) if overrides else s.config for s in specs]
+
+    runner = Runner()
+    rows, results = [], []
+    if args.latency_runs and "fp32" not in names:  # the latency ratio needs the fp32 reference
+        rows.append({"model": args.model, "technique": "fp32",
+                     "latency_ms": _median_latency_ms(runner.latency_fn(args.model, "fp32"), args.latency_runs)})  # fmt: skip
+    for name, config in zip(names, configs):
+        res = runner.evaluate(args.model, name, config)
+        row = {"model": args.model, "technique": name, **res.metrics()}
+        if args.latency_runs:
+            row["latency_ms"] = _median_latency_ms(runner.latency_fn(args.model, name, config), args.latency_runs)
+        rows.append(row)
+        results.append({**res.to_dict(), "latency_ms": row.get("latency_ms")})
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m compress", description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", help="directory holding the Fashion-MNIST IDX files ($COMPRESS_BENCH_DATA)")
+    p.add_argument("--cache-dir", help="model cache directory ($COMPRESS_BENCH_CACHE; default ~/.cache/compress-bench)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list registered models and techniques")
+    ls.add_argument("what", nargs="?", choices=("all", "models", "techniques"), default="all")
+    ls.add_argument("--tier", default=None, help="only models of this tier")
+    ls.set_defaults(func=_cmd_list)
+
+    run = sub.add_parser("run", help="run one model with one technique (or a glob of techniques)")
+    run.add_argument("model")
+    run.add_argument("technique", help="a technique name or a glob such as 'prune*'")
+    run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a config field, e.g. --set calibration_size=100")  # fmt: skip
+    run.add_argument("--latency-runs", type=int, default=200, help="batch-1 runs for the median latency (0: skip)")
+    run.add_argument("--json", help="also write the full results (provenance included) to this file")
+    run.set_defaults(func=_cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        os.environ["COMPRESS_BENCH_DATA"] = args.data_dir
+    if args.cache_dir:
+        os.environ["COMPRESS_BENCH_CACHE"] = args.cache_dir
+    preload()
+    from compress import progress
+    from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError
+    from compress.registry import UnknownNameError
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    progress.use_bars(not args.quiet and sys.stderr.isatty())
+    try:
+        return args.func(args)
+    except (UnknownNameError, DataNotFoundError, DataCorruptError, ValueError, NotImplementedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; cached models are intact (writes are atomic)", file=sys.stderr)
+        return 130

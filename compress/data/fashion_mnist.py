@@ -1,0 +1,189 @@
+"""Fashion-MNIST: 60,000 train / 10,000 test grey 28x28 images, 10 classes.
+
+Where the files are looked for, in order:
+
+1. ``$COMPRESS_BENCH_DATA`` (the CLI's ``--data-dir`` sets it), either the
+   directory holding the four IDX ``.gz`` files or its parent with a
+   ``fashion-mnist/`` folder;
+2. ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``);
+3. ``<cache>/data/fashion-mnist``, where the files are fetched from the upstream
+   release when the machine is online (disable with ``COMPRESS_BENCH_OFFLINE=1``).
+
+Every file is checked against the SHA-256 of its *decompressed* content, so the
+Debian files and the upstream ones verify alike.
+
+Splits (fixed; the test split is never used for training or calibration):
+
+- ``train``: 55,000 images of the training file, chosen by a fixed permutation
+  (``SPLIT_SEED``);
+- ``calib``: the other 5,000 training-file images, held out of training; int8
+  calibration sets are its first N images;
+- ``test``: all 10,000 images of the test file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import struct
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from compress.cache import atomic_write_bytes, cache_root
+
+log = logging.getLogger(__name__)
+
+ENV_DATA = "COMPRESS_BENCH_DATA"
+ENV_OFFLINE = "COMPRESS_BENCH_OFFLINE"
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+UPSTREAM = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+SPLIT_SEED = 20_200_523
+CALIB_SIZE = 5_000
+CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
+# SHA-256 and length of each file's decompressed content.
+FILES = {
+    "train-images-idx3-ubyte.gz": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 47_040_016),
+    "train-labels-idx1-ubyte.gz": ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60_008),
+    "t10k-images-idx3-ubyte.gz": ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 7_840_016),
+    "t10k-labels-idx1-ubyte.gz": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10_008),
+}  # fmt: skip
+
+HOW_TO_GET = f"""Fashion-MNIST was not found. Any one of these fixes it:
+  - on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist  (files land in {SYSTEM_DIR})
+  - put the four files {', '.join(FILES)} in a directory and
+    set {ENV_DATA}=/that/directory (or pass --data-dir to python -m compress)
+  - on a machine with internet access, unset {ENV_OFFLINE}: they are fetched from {UPSTREAM}"""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset is neither installed, nor given, nor fetchable."""
+
+
+class DataCorruptError(ValueError):
+    """A dataset file does not match its recorded checksum."""
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """Uint8 images ``(N, 28, 28)`` and labels ``(N,)`` for each split."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    calib_images: np.ndarray
+    calib_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in ("train", "calib", "test"):
+            raise ValueError(f"unknown split {name!r}; valid: 'train', 'calib', 'test'")
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+
+def candidate_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get(ENV_DATA):
+        user = Path(os.environ[ENV_DATA]).expanduser()
+        dirs += [user, user / "fashion-mnist"]
+    dirs += [SYSTEM_DIR, cache_root() / "data" / "fashion-mnist"]
+    return dirs
+
+
+def read_idx(raw: bytes) -> np.ndarray:
+    """Parse an uncompressed IDX file (unsigned-byte data) into an array."""
+    if len(raw) < 4:
+        raise DataCorruptError("IDX file shorter than its header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DataCorruptError(f"not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(shape)) if ndim else 0
+    if len(raw) - offset != expected:
+        raise DataCorruptError(f"IDX payload has {len(raw) - offset} bytes, header says {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def _read_verified(path: Path) -> bytes:
+    digest, length = FILES[path.name]
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as exc:
+        raise DataCorruptError(f"{path}: cannot decompress ({exc})") from exc
+    if len(raw) != length or hashlib.sha256(raw).hexdigest() != digest:
+        raise DataCorruptError(
+            f"{path}: content does not match the Fashion-MNIST release "
+            f"(sha256 {hashlib.sha256(raw).hexdigest()[:12]}..., {len(raw)} bytes; "
+            f"expected {digest[:12]}..., {length} bytes). Delete or replace it."
+        )
+    return raw
+
+
+def _fetch(dest: Path) -> None:
+    if os.environ.get(ENV_OFFLINE, "") not in ("", "0"):
+        raise DataNotFoundError(HOW_TO_GET)
+    log.info("fetching Fashion-MNIST from %s into %s", UPSTREAM, dest)
+    try:
+        for name in FILES:
+            with urllib.request.urlopen(UPSTREAM + name, timeout=15) as resp:
+                atomic_write_bytes(dest / name, resp.read())
+            _read_verified(dest / name)
+    except (OSError, DataCorruptError) as exc:  # URLError is an OSError
+        shutil.rmtree(dest, ignore_errors=True)
+        raise DataNotFoundError(f"{HOW_TO_GET}\n(download failed: {exc})") from None
+
+
+def find_data_dir() -> Path:
+    """The first directory holding all four files, fetching them if needed."""
+    for d in candidate_dirs():
+        if all((d / name).is_file() for name in FILES):
+            return d
+    dest = cache_root() / "data" / "fashion-mnist"
+    _fetch(dest)
+    return dest
+
+
+@lru_cache(maxsize=2)
+def _load(directory: Path) -> FashionMNIST:
+    arrays = {name: read_idx(_read_verified(directory / name)) for name in FILES}
+    train_x = arrays["train-images-idx3-ubyte.gz"]
+    train_y = arrays["train-labels-idx1-ubyte.gz"]
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(train_x))
+    train_idx, calib_idx = order[:-CALIB_SIZE], order[-CALIB_SIZE:]
+    return FashionMNIST(
+        train_images=train_x[train_idx],
+        train_labels=train_y[train_idx],
+        calib_images=train_x[calib_idx],
+        calib_labels=train_y[calib_idx],
+        test_images=arrays["t10k-images-idx3-ubyte.gz"],
+        test_labels=arrays["t10k-labels-idx1-ubyte.gz"],
+        source=str(directory),
+    )
+
+
+def load_fashion_mnist() -> FashionMNIST:
+    """Load and verify Fashion-MNIST, split into train / calib / test.
+
+    Raises:
+        DataNotFoundError: the files are nowhere to be found or fetched; the
+            message says how to get them.
+        DataCorruptError: a file exists but its content is not the release's.
+
+    Example:
+        >>> ds = load_fashion_mnist()          # doctest: +SKIP
+        >>> ds.test_images.shape
+        (10000, 28, 28)
+    """
+    return _load(find_data_dir())

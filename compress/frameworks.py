@@ -1,0 +1,83 @@
+"""The one place where deep-learning frameworks are imported.
+
+TensorFlow and triton (loaded by torchvision) each carry a copy of LLVM;
+importing TensorFlow first and then anything that loads triton crashes the
+process with SIGSEGV (so does torch, then TensorFlow, then torchvision).
+Importing torch and triton first is safe, so every TensorFlow import in the
+suite goes through :func:`tensorflow`, which imports them first when they are
+installed. ``conftest.py``, the asv benchmark package and the CLI call
+:func:`preload` before anything else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+
+__all__ = ["preload", "tensorflow", "has", "versions"]
+
+
+def has(module: str) -> bool:
+    """Return True when ``module`` can be imported in this environment."""
+    return importlib.util.find_spec(module) is not None
+
+
+def preload() -> None:
+    """Import torch and triton (when installed) before TensorFlow can be imported.
+
+    Call this first in every entry point. It is idempotent and cheap after
+    the first call.
+    """
+    # tfmot needs Keras 2 (tf-keras); this must be set before TensorFlow loads.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "torch" in sys.modules or not has("torch"):
+        return
+    if "tensorflow" in sys.modules:
+        warnings.warn(
+            "tensorflow was imported before torch; loading torchvision or triton "
+            "now may crash the process. Import compress (or call "
+            "compress.frameworks.preload()) before tensorflow.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
+    import torch  # noqa: F401  (imported for its side effect on LLVM symbol order)
+
+    # torch alone is not enough: torchvision loads triton (and its LLVM) lazily,
+    # which still crashes after TensorFlow. Load triton now, while it is safe.
+    if has("triton"):
+        import triton  # noqa: F401
+
+
+def tensorflow():
+    """Return the ``tensorflow`` module, imported in the safe order."""
+    preload()
+    import tensorflow as tf
+
+    return tf
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape results (only those installed)."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for dist in (
+        "compress-bench",
+        "numpy",
+        "tensorflow",
+        "tf-keras",
+        "tensorflow-model-optimization",
+        "ai-edge-litert",
+        "torch",
+        "torchvision",
+        "onnxruntime",
+    ):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,227 @@
+"""The two registries: models and techniques. Everything enumerates these.
+
+Models are registered with a decorator on a factory that returns the model's
+recipe (a frozen dataclass that knows how to build, train and preprocess).
+Techniques are registered as named, validated config dataclasses; the code that
+applies a config is looked up by ``(config type, framework)``, so one technique
+name (``int8``) can apply to several frameworks, and the frameworks a technique
+supports are derived from the handlers that exist, never listed twice.
+
+Example:
+    >>> from compress import registry
+    >>> registry.list_models(tier="default")            # doctest: +SKIP
+    ['mobilenetv2']
+    >>> registry.get_technique("int8").config           # doctest: +SKIP
+    Int8Config(calibration_size=500)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+__all__ = [
+    "ModelSpec", "TechniqueConfig", "TechniqueSpec", "UnknownNameError",
+    "register_model", "register_technique", "register_handler",
+    "get_model", "get_technique", "list_models", "list_techniques",
+    "pairs", "handler_for", "check_range",
+]  # fmt: skip
+
+TIERS = ("default", "unit", "pretrained")
+
+
+class UnknownNameError(KeyError):
+    """An unknown model, technique or field name; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def _unknown(kind: str, name: str, valid: list[str]) -> UnknownNameError:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return UnknownNameError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(valid)}")
+
+
+# -- models --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its name, where it comes from, and its recipe factory."""
+
+    name: str
+    framework: str
+    task: str
+    dataset: str
+    tier: str
+    description: str
+    factory: Callable[[], Any]
+
+    def recipe(self) -> Any:
+        return self.factory()
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    *, framework: str, task: str, dataset: str, tier: str = "default", name: str | None = None
+) -> Callable:
+    """Decorator: register a factory returning a model recipe under its function name."""
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
+
+    def deco(fn: Callable[[], Any]) -> Callable[[], Any]:
+        key = name or fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is already registered")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn)
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Registration happens on import of these packages; importing them is cheap
+    # (no framework is imported until a model is built).
+    import compress.models  # noqa: F401
+    import compress.techniques  # noqa: F401
+
+
+def list_models(pattern: str = "*", *, tier: str | None = None, framework: str | None = None) -> list[str]:
+    """Names of registered models matching a glob ``pattern``, a tier and a framework."""
+    _ensure_loaded()
+    return sorted(
+        n
+        for n, s in _MODELS.items()
+        if fnmatch.fnmatchcase(n, pattern)
+        and (tier is None or s.tier == tier)
+        and (framework is None or s.framework == framework)
+    )
+
+
+def get_model(name: str) -> ModelSpec:
+    _ensure_loaded()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise _unknown("model", name, sorted(_MODELS)) from None
+
+
+# -- techniques ------------------------------------------------------------------
+
+
+def check_range(field: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> None:
+    """Raise ValueError naming ``field`` unless ``lo <= value <= hi``."""
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not (lo <= value <= hi):
+        raise ValueError(f"{field} must be {kind} in [{lo}, {hi}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class TechniqueConfig:
+    """Base of technique configs. Subclasses validate in ``__post_init__``.
+
+    ``stage`` is ``"transform"`` (model in, model out: pruning) or ``"export"``
+    (model in, deployable artefact out: conversion and quantization).
+    ``version`` changes whenever the meaning of a config changes.
+    """
+
+    stage: ClassVar[str] = "transform"
+    version: ClassVar[int] = 1
+
+    def steps(self) -> tuple["TechniqueConfig", ...]:
+        return (self,)
+
+    def describe(self) -> dict:
+        """``{type, version, fields}``: enough to trace a number to its recipe."""
+        fields = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple) and v and isinstance(v[0], TechniqueConfig):
+                v = [c.describe() for c in v]
+            fields[f.name] = v
+        return {"type": type(self).__name__, "version": self.version, "fields": fields}
+
+    def replace(self, **changes: Any) -> "TechniqueConfig":
+        """A copy with ``changes`` applied (and validated). Unknown fields are rejected."""
+        valid = [f.name for f in dataclasses.fields(self)]
+        for k in changes:
+            if k not in valid:
+                raise _unknown(f"field of {type(self).__name__}", k, valid)
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TechniqueSpec:
+    name: str
+    config: TechniqueConfig
+    description: str
+
+    def frameworks(self) -> frozenset[str]:
+        """Frameworks with a handler for every step of this technique."""
+        sets = [frozenset(fw for (t, fw) in _HANDLERS if t is type(s)) for s in self.config.steps()]
+        return frozenset.intersection(*sets) if sets else frozenset()
+
+
+_TECHNIQUES: dict[str, TechniqueSpec] = {}
+_HANDLERS: dict[tuple[type, str], Callable] = {}
+
+
+def register_technique(name: str, config: TechniqueConfig, description: str) -> TechniqueSpec:
+    if name in _TECHNIQUES:
+        raise ValueError(f"technique {name!r} is already registered")
+    spec = TechniqueSpec(name, config, description)
+    _TECHNIQUES[name] = spec
+    return spec
+
+
+def register_handler(config_type: type, framework: str) -> Callable:
+    """Decorator: the function applying ``config_type`` to models of ``framework``."""
+
+    def deco(fn: Callable) -> Callable:
+        _HANDLERS[(config_type, framework)] = fn
+        return fn
+
+    return deco
+
+
+def handler_for(config: TechniqueConfig, framework: str) -> Callable:
+    try:
+        return _HANDLERS[(type(config), framework)]
+    except KeyError:
+        raise NotImplementedError(
+            f"{type(config).__name__} has no implementation for {framework!r} models"
+        ) from None
+
+
+def list_techniques(pattern: str = "*", *, framework: str | None = None) -> list[str]:
+    _ensure_loaded()
+    return [
+        n
+        for n, s in _TECHNIQUES.items()
+        if fnmatch.fnmatchcase(n, pattern) and (framework is None or framework in s.frameworks())
+    ]
+
+
+def get_technique(name: str) -> TechniqueSpec:
+    _ensure_loaded()
+    try:
+        return _TECHNIQUES[name]
+    except KeyError:
+        raise _unknown("technique", name, list(_TECHNIQUES)) from None
+
+
+def pairs(*, tier: str = "default", model: str = "*", technique: str = "*") -> list[tuple[str, str]]:
+    """Every applicable (model, technique) pair of a tier, in registry order."""
+    out = []
+    for m in list_models(model, tier=tier):
+        fw = _MODELS[m].framework
+        out += [(m, t) for t in list_techniques(technique, framework=fw)]
+    return out

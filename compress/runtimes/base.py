@@ -1,0 +1,65 @@
+"""The runtime interface and the deployable artefact it runs."""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """What ships: the serialized model bytes and the runtime that executes them."""
+
+    data: bytes
+    format: str  # file suffix: "tflite", "onnx", "pt"
+    runtime: str  # a key of RUNTIMES
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def gzip_nbytes(self) -> int:
+        """Bytes after gzip -9 (deterministic: no timestamp): what sparsity buys on the wire."""
+        return len(gzip.compress(self.data, compresslevel=9, mtime=0))
+
+
+class LoadedArtefact(ABC):
+    """An artefact loaded in its runtime, ready to predict."""
+
+    @abstractmethod
+    def predict(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
+        """Float outputs for float inputs ``x`` (quantized I/O handled inside)."""
+
+    @abstractmethod
+    def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
+        """A no-argument function running one batch-1 inference on ``x`` (shape without batch)."""
+
+    def weight_arrays(self) -> list[np.ndarray] | None:
+        """Weight tensors of conv and dense layers as stored in the artefact, if readable."""
+        return None
+
+
+class Runtime(ABC):
+    name: str
+
+    @abstractmethod
+    def version(self) -> str: ...
+
+    @abstractmethod
+    def load(self, artefact: Artefact, num_threads: int) -> LoadedArtefact: ...
+
+
+RUNTIMES = {"litert": "compress.runtimes.litert:LiteRT"}
+
+
+def get_runtime(name: str) -> Runtime:
+    try:
+        module, cls = RUNTIMES[name].split(":")
+    except KeyError:
+        raise KeyError(f"unknown runtime {name!r}; valid: {', '.join(RUNTIMES)}") from None
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,78 @@
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from compress.cache import WeightsCache, atomic_write_bytes, recipe_key
+
+
+@dataclass(frozen=True)
+class R:
+    a: int = 1
+    b: tuple = ("x",)
+
+
+def weights():
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=(3, 4)).astype(np.float32), np.arange(5, dtype=np.int64)]
+
+
+def test_recipe_key_is_stable_and_sensitive():
+    assert recipe_key(R()) == recipe_key(R())
+    assert recipe_key({"r": R(), "v": 1}) == recipe_key({"v": 1, "r": R()})
+    assert recipe_key(R(a=2)) != recipe_key(R())
+
+
+def test_round_trip_is_exact(tmp_path):
+    c = WeightsCache(tmp_path)
+    c.save("m", "k", weights(), {"note": "x"})
+    got = c.load("m", "k")
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, weights()))
+    meta = json.loads(c.paths("m", "k")[1].read_text())
+    assert meta["count"] == 2 and meta["note"] == "x" and len(meta["sha256"]) == 64
+
+
+def test_absent_entry_builds_once(tmp_path):
+    c = WeightsCache(tmp_path)
+    calls = []
+    build = lambda: calls.append(1) or weights()  # noqa: E731
+    assert c.get_or_build("m", "k", build, {})[1] is False
+    assert c.get_or_build("m", "k", build, {})[1] is True
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d, m: d.write_bytes(d.read_bytes()[: len(d.read_bytes()) // 2]),  # truncated
+        lambda d, m: d.write_bytes(b"\0" + d.read_bytes()[1:]),  # one corrupt byte
+        lambda d, m: m.unlink(),  # crash before the manifest was written
+        lambda d, m: m.write_text("{not json"),  # corrupt manifest
+        lambda d, m: d.unlink(),  # data file lost
+    ],
+    ids=["truncated", "corrupt-byte", "no-manifest", "bad-manifest", "no-data"],
+)
+def test_damaged_entries_are_detected_removed_and_rebuilt(tmp_path, damage):
+    c = WeightsCache(tmp_path)
+    c.save("m", "k", weights(), {})
+    data, manifest = c.paths("m", "k")
+    damage(data, manifest)
+    assert c.load("m", "k") is None
+    assert not data.exists() and not manifest.exists()
+    w, cached = c.get_or_build("m", "k", weights, {})
+    assert cached is False and c.load("m", "k") is not None
+
+
+def test_atomic_write_leaves_no_temporary_files_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"old")
+
+    def boom(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]

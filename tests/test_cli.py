@@ -1,0 +1,85 @@
+import json
+
+import pytest
+
+from compress.cli import main
+from tests.test_data import needs_real
+
+
+@pytest.fixture(autouse=True)
+def restore_env(monkeypatch):
+    """--data-dir / --cache-dir set environment variables; undo them after each test."""
+    import os
+
+    for var in ("COMPRESS_BENCH_DATA", "COMPRESS_BENCH_CACHE"):
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.delenv(var, raising=False)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_shows_models_and_techniques(capsys):
+    code, out, _ = run(capsys, "-q", "list")
+    assert code == 0
+    for name in ("mobilenetv2", "tiny", "fp32", "int8", "prune50_int8"):
+        assert name in out
+
+
+def test_unknown_model_lists_valid_ones(capsys):
+    code, _, err = run(capsys, "-q", "run", "resnet", "int8")
+    assert code == 2 and "unknown model 'resnet'" in err and "mobilenetv2" in err
+
+
+def test_unknown_technique_lists_valid_ones(capsys):
+    code, _, err = run(capsys, "-q", "run", "tiny", "int4")
+    assert code == 2 and "unknown technique 'int4'" in err and "dynamic_range" in err
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("calibration_size=0", r"calibration_size must be an integer in [1, 5000], got 0"),
+        ("calibration_size=many", "calibration_size must be an integer in [1, 5000], got 'many'"),
+        ("calib=3", "unknown field of Int8Config 'calib'"),
+        ("novalue", "--set expects FIELD=VALUE"),
+    ],
+)
+def test_bad_config_values_name_the_field_and_range(capsys, setting, message):
+    code, _, err = run(capsys, "-q", "run", "tiny", "int8", "--set", setting)
+    assert code == 2 and message in err
+
+
+def test_missing_dataset_says_how_to_get_it(capsys, tmp_path, monkeypatch):
+    from compress.data import fashion_mnist as fm
+    from compress.models import keras_classifier
+
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "none")
+    monkeypatch.setenv("COMPRESS_BENCH_OFFLINE", "1")
+    for memo in (fm._load, keras_classifier._preprocessed):  # in-process copies of the data
+        memo.cache_clear()
+    code, _, err = run(capsys, "-q", "--data-dir", str(tmp_path), "--cache-dir", str(tmp_path / "c"),
+                       "run", "tiny", "int8")  # fmt: skip
+    for memo in (fm._load, keras_classifier._preprocessed):
+        memo.cache_clear()
+    assert code == 2 and "apt-get install dataset-fashion-mnist" in err
+
+
+@needs_real
+def test_run_prints_a_table_and_writes_provenance(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("COMPRESS_BENCH_DATA", raising=False)
+    out_json = tmp_path / "r.json"
+    code, out, err = run(capsys, "-q", "--cache-dir", str(tmp_path), "run", "tiny", "int8",
+                         "--set", "calibration_size=100", "--latency-runs", "5", "--json", str(out_json))  # fmt: skip
+    assert code == 0, err
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["model", "technique", "bytes", "size"] and "retention" in header
+    assert [line.split()[1] for line in out.splitlines()[2:4]] == ["fp32", "int8"]
+    (res,) = json.loads(out_json.read_text())
+    assert res["config"]["fields"]["calibration_size"] == 100
+    assert 0 < res["size_ratio"] < 1 and res["latency_ms"] > 0 and res["machine"]["machine_id"]
