@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from compress import registry, thresholds
 from compress.report import format_table
 
 _rows: dict[str, dict] = {}
+
+
+def pytest_configure(config):
+    # Live logs show the suite's progress; TensorFlow's own INFO chatter is noise.
+    for name in ("absl", "tensorflow", "h5py"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def pytest_addoption(parser):

@@ -19,5 +19,5 @@ def test_pair(benchmark, runner, bounds_table, record, model, technique):
 
     record(f"{model}.{technique}", {**result.metrics(), "model": model, "technique": technique,
                                     "latency_ms": benchmark.stats.stats.median * 1e3})  # fmt: skip
-    failures = bounds.violations(result.size_ratio, result.retention)
+    failures = bounds.violations(result.metrics())
     assert not failures, "\n".join(failures)

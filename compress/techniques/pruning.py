@@ -24,10 +24,10 @@ class MagnitudePruningConfig(TechniqueConfig):
     """
 
     final_sparsity: float = 0.5
-    fine_tune_epochs: float = 2.0
-    ramp_fraction: float = 0.5
+    fine_tune_epochs: float = 3.0
+    ramp_fraction: float = 0.34
     frequency: int = 20
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
         check_range("final_sparsity", self.final_sparsity, 0.05, 0.98)

@@ -21,8 +21,12 @@ def _converter(model):
     tf = tensorflow()
     keras_model = model.native
     spec = tf.TensorSpec((None, *keras_model.input_shape[1:]), tf.float32)
-    fn = tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
-    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], keras_model)
+    # The converter saves its trackable as a SavedModel first. Handing it the
+    # Keras model makes it trace every layer (16 s for MobileNetV2); a bare
+    # module holding only the inference function converts in about 1.5 s.
+    holder = tf.Module()
+    holder.infer = tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
+    return tf.lite.TFLiteConverter.from_concrete_functions([holder.infer.get_concrete_function()], holder)
 
 
 def _convert(converter) -> Artefact:
