@@ -81,7 +81,7 @@ def _cmd_run(args) -> int:
     if args.latency_runs and "fp32" not in names:  # the latency ratio needs the fp32 reference
         rows.append({"model": args.model, "technique": "fp32",
                      "latency_ms": _median_latency_ms(runner.latency_fn(args.model, "fp32"), args.latency_runs)})  # fmt: skip
-    for name, config in zip(names, configs):
+    for name, config in zip(names, configs, strict=True):
         res = runner.evaluate(args.model, name, config)
         row = {"model": args.model, "technique": name, **res.metrics()}
         if args.latency_runs:

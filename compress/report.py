@@ -37,7 +37,7 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = []
     for j, row in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -28,7 +28,7 @@ def test_round_trip_is_exact(tmp_path):
     c = WeightsCache(tmp_path)
     c.save("m", "k", weights(), {"note": "x"})
     got = c.load("m", "k")
-    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, weights()))
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, weights(), strict=True))
     meta = json.loads(c.paths("m", "k")[1].read_text())
     assert meta["count"] == 2 and meta["note"] == "x" and len(meta["sha256"]) == 64
 

@@ -77,7 +77,7 @@ def test_warm_run_reuses_cache_and_gives_identical_artefact(tiny, cache_dir):
 def test_training_is_deterministic_across_cold_runs(tiny, tmp_path):
     a = tiny.model("tiny").native.get_weights()
     b = Runner(WeightsCache(tmp_path)).model("tiny").native.get_weights()
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_result_records_provenance(tiny):
