@@ -19,6 +19,7 @@ import sys
 import time
 
 from compress.frameworks import preload
+from compress.registry import TIERS
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list registered models and techniques")
     ls.add_argument("what", nargs="?", choices=("all", "models", "techniques"), default="all")
-    ls.add_argument("--tier", default=None, help="only models of this tier")
+    ls.add_argument("--tier", default=None, choices=TIERS, help="only models of this tier")
     ls.set_defaults(func=_cmd_list)
 
     run = sub.add_parser("run", help="run one model with one technique (or a glob of techniques)")

@@ -55,7 +55,7 @@ class PairResult:
     technique: str
     config: dict
     model_recipe: dict
-    model_key: str
+    model_key: str  # cache key of the trained weights the technique started from
     runtime: str
     bytes: int
     gzip_bytes: int
@@ -120,6 +120,7 @@ class Runner:
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
         self._models: dict[str, LoadedModel] = {}
         self._artefacts: dict[tuple, Artefact] = {}
+        self._accuracies: dict[tuple, tuple[float, int]] = {}
         self._results: dict[tuple, PairResult] = {}
 
     # -- models ----------------------------------------------------------------
@@ -169,15 +170,15 @@ class Runner:
         return self._materialize(parent.name, parent.framework, parent.recipe, key, weights, lineage)
 
     # -- artefacts ---------------------------------------------------------------
-    def artefact(self, model: str, config: TechniqueConfig) -> Artefact:
-        """The deployable artefact of ``model`` compressed by ``config``.
-
-        Transforms run in order; a chain without an export step ends with the
-        framework's fp32 export.
-        """
+    @staticmethod
+    def _chain(config: TechniqueConfig) -> tuple[TechniqueConfig, ...]:
+        """The steps of ``config``; a chain without an export ends with the fp32 export."""
         steps = config.steps()
-        if steps[-1].stage != "export":
-            steps = (*steps, Float32Config())
+        return steps if steps[-1].stage == "export" else (*steps, Float32Config())
+
+    def artefact(self, model: str, config: TechniqueConfig) -> Artefact:
+        """The deployable artefact of ``model`` compressed by ``config`` (transforms in order)."""
+        steps = self._chain(config)
         memo = (model, steps)
         if memo not in self._artefacts:
             m = self.model(model)
@@ -195,11 +196,18 @@ class Runner:
         return self._models[memo]
 
     # -- measurements --------------------------------------------------------------
-    def _accuracy(self, model: str, artefact: Artefact) -> tuple[float, int]:
-        x, y = self.model(model).recipe.data("test")
-        loaded = get_runtime(artefact.runtime).load(artefact, self.eval_threads)
-        pred = loaded.predict(x).argmax(axis=1)
-        return float(np.mean(pred == y)), len(y)
+    def accuracy(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
+        """``(top-1, images)`` of the artefact on the whole test split (memoized)."""
+        memo = (model, self._chain(config))
+        if memo not in self._accuracies:
+            art = self.artefact(model, config)
+            x, y = self.model(model).recipe.data("test")
+            t0 = time.perf_counter()
+            pred = get_runtime(art.runtime).load(art, self.eval_threads).predict(x).argmax(axis=1)
+            self._accuracies[memo] = (float(np.mean(pred == y)), len(y))
+            log.info("%s %s: top-1 %.4f on %d test images (%.1f s)", model, type(config).__name__,
+                     self._accuracies[memo][0], len(y), time.perf_counter() - t0)  # fmt: skip
+        return self._accuracies[memo]
 
     def evaluate(self, model: str, technique: str, config: TechniqueConfig | None = None) -> PairResult:
         """Measure a pair on its shipped artefact against the model's fp32 artefact.
@@ -207,24 +215,23 @@ class Runner:
         Args:
             model, technique: registered names.
             config: overrides the technique's registered config (same type).
+
+        Raises:
+            NotImplementedError: the technique has no handler for the model's framework.
         """
         spec = get_technique(technique)
         config = config or spec.config
         memo = (model, technique, config)
         if memo in self._results:
             return self._results[memo]
-        if spec.frameworks() and get_model(model).framework not in spec.frameworks():
+        framework = get_model(model).framework
+        if framework not in spec.frameworks():
             raise NotImplementedError(
-                f"technique {technique!r} does not apply to {get_model(model).framework} "
-                f"model {model!r} (it supports: {', '.join(sorted(spec.frameworks()))})"
+                f"technique {technique!r} does not apply to {framework} model {model!r} "
+                f"(it supports: {', '.join(sorted(spec.frameworks())) or 'nothing yet'})"
             )
-        ref = self.artefact(model, Float32Config())
-        ref_acc = self._reference_accuracy(model, ref)
-        art = self.artefact(model, config)
-        t0 = time.perf_counter()
-        acc, n = (ref_acc, self._n_test(model)) if art is ref else self._accuracy(model, art)
-        log.info("%s.%s: accuracy %.4f on %d test images (%.1f s)", model, technique, acc, n, time.perf_counter() - t0)
-        loaded = get_runtime(art.runtime).load(art, 1)
+        ref, art = self.artefact(model, Float32Config()), self.artefact(model, config)
+        acc, n = self.accuracy(model, config)
         res = PairResult(
             model=model,
             technique=technique,
@@ -237,21 +244,12 @@ class Runner:
             reference_bytes=ref.nbytes,
             reference_gzip_bytes=ref.gzip_nbytes(),
             accuracy=acc,
-            baseline_accuracy=ref_acc,
+            baseline_accuracy=self.accuracy(model, Float32Config())[0],
             eval_images=n,
-            sparsity=sparsity(loaded.weight_arrays()),
+            sparsity=sparsity(get_runtime(art.runtime).load(art, 1).weight_arrays()),
         )
         self._results[memo] = res
         return res
-
-    def _n_test(self, model: str) -> int:
-        return len(self.model(model).recipe.data("test")[1])
-
-    def _reference_accuracy(self, model: str, ref: Artefact) -> float:
-        memo = ("reference-accuracy", model)
-        if memo not in self._results:
-            self._results[memo] = self._accuracy(model, ref)[0]
-        return self._results[memo]
 
     def latency_fn(self, model: str, technique: str, config: TechniqueConfig | None = None) -> Callable[[], Any]:
         """A function running one batch-1 inference of the pair's artefact on a real test image."""

@@ -22,6 +22,17 @@ def _get_runner():
     return _runner
 
 
+def _track(metric: str, unit: str):
+    """An asv ``track_*`` method reading ``metric`` from the cached measurements."""
+
+    def track(self, metrics, model, technique):
+        return metrics[model, technique][metric]
+
+    track.__name__ = f"track_{metric}"
+    track.unit = unit
+    return track
+
+
 class Latency:
     """Batch-1 inference of the shipped artefact on one real test image."""
 
@@ -52,22 +63,7 @@ class Quality:
         if (model, technique) not in metrics:
             raise NotImplementedError(f"{technique} does not apply to {model}")
 
-    def track_size_ratio(self, metrics, model, technique):
-        return metrics[model, technique]["size_ratio"]
-
-    track_size_ratio.unit = "ratio (artefact bytes / fp32 artefact bytes)"
-
-    def track_gzip_ratio(self, metrics, model, technique):
-        return metrics[model, technique]["gzip_ratio"]
-
-    track_gzip_ratio.unit = "ratio (gzip bytes / fp32 gzip bytes)"
-
-    def track_accuracy(self, metrics, model, technique):
-        return metrics[model, technique]["accuracy"]
-
-    track_accuracy.unit = "top-1 (10,000 test images)"
-
-    def track_retention(self, metrics, model, technique):
-        return metrics[model, technique]["retention"]
-
-    track_retention.unit = "accuracy / fp32 accuracy"
+    track_size_ratio = _track("size_ratio", "ratio (artefact bytes / fp32 artefact bytes)")
+    track_gzip_ratio = _track("gzip_ratio", "ratio (gzip bytes / fp32 gzip bytes)")
+    track_accuracy = _track("accuracy", "top-1 (10,000 test images)")
+    track_retention = _track("retention", "accuracy / fp32 accuracy")
