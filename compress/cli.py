@@ -17,7 +17,9 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
+from compress.cache import atomic_write_bytes
 from compress.frameworks import preload
 from compress.registry import TIERS
 
@@ -90,6 +92,13 @@ def _cmd_run(args) -> int:
         rows.append(row)
         results.append({**res.to_dict(), "latency_ms": row.get("latency_ms")})
     print(format_table(rows))
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+        for name, config in zip(names, configs, strict=True):
+            art = runner.artefact(args.model, config)
+            path = os.path.join(args.save, f"{args.model}.{name}.{art.format}")
+            atomic_write_bytes(Path(path), art.data)
+            print(f"wrote {path} ({art.nbytes:,} bytes)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
@@ -116,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config field, e.g. --set calibration_size=100")  # fmt: skip
     run.add_argument("--latency-runs", type=int, default=200, help="batch-1 runs for the median latency (0: skip)")
     run.add_argument("--json", help="also write the full results (provenance included) to this file")
+    run.add_argument("--save", metavar="DIR", help="also write each artefact (e.g. the .tflite) into DIR")
     run.set_defaults(func=_cmd_run)
     return p
 

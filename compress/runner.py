@@ -44,7 +44,6 @@ class LoadedModel:
     recipe: Any
     native: Any
     key: str
-    lineage: tuple[dict, ...] = ()
 
 
 @dataclass
@@ -128,10 +127,10 @@ class Runner:
         v = frameworks.versions()
         return {k: v[k] for k in (*_FRAMEWORK_LIBS[framework], *extra) if k in v}
 
-    def _materialize(self, name, framework, recipe, key, weights, lineage) -> LoadedModel:
+    def _materialize(self, name, framework, recipe, key, weights) -> LoadedModel:
         native = recipe.build()
         native.set_weights(weights)
-        return LoadedModel(name, framework, recipe, native, key, lineage)
+        return LoadedModel(name, framework, recipe, native, key)
 
     def model(self, name: str) -> LoadedModel:
         """The trained model ``name``: from the cache, or trained now and cached."""
@@ -149,7 +148,7 @@ class Runner:
                 name, key, lambda: recipe.train(name).get_weights(), info=basis
             )
             log.info("%s: %s weights %s", name, "cached" if cached else "trained", key)
-            self._models[name] = self._materialize(name, spec.framework, recipe, key, weights, ())
+            self._models[name] = self._materialize(name, spec.framework, recipe, key, weights)
         return self._models[name]
 
     def derive(self, parent: LoadedModel, step: TechniqueConfig, build: Callable[[], list],
@@ -166,8 +165,7 @@ class Runner:
         key = recipe_key(basis)
         weights, cached = self.weights.get_or_build(parent.name, key, build, info=basis)
         log.info("%s: %s %s weights %s", parent.name, type(step).__name__, "cached" if cached else "built", key)
-        lineage = (*parent.lineage, step.describe())
-        return self._materialize(parent.name, parent.framework, parent.recipe, key, weights, lineage)
+        return self._materialize(parent.name, parent.framework, parent.recipe, key, weights)
 
     # -- artefacts ---------------------------------------------------------------
     @staticmethod
@@ -183,13 +181,14 @@ class Runner:
         if memo not in self._artefacts:
             m = self.model(model)
             for step in steps[:-1]:
-                m = self._transform(m, step)
+                m = self.transform(m, step)
             t0 = time.perf_counter()
             self._artefacts[memo] = handler_for(steps[-1], m.framework)(m, steps[-1], self)
             log.info("%s: exported %s in %.1f s", model, type(steps[-1]).__name__, time.perf_counter() - t0)
         return self._artefacts[memo]
 
-    def _transform(self, m: LoadedModel, step: TechniqueConfig) -> LoadedModel:
+    def transform(self, m: LoadedModel, step: TechniqueConfig) -> LoadedModel:
+        """``m`` after one transform step (e.g. pruned and fine-tuned), memoized."""
         memo = (m.key, step)
         if memo not in self._models:
             self._models[memo] = handler_for(step, m.framework)(m, step, self)

@@ -75,7 +75,8 @@ def test_run_prints_a_table_and_writes_provenance(capsys, tmp_path, monkeypatch)
     monkeypatch.delenv("COMPRESS_BENCH_DATA", raising=False)
     out_json = tmp_path / "r.json"
     code, out, err = run(capsys, "-q", "--cache-dir", str(tmp_path), "run", "tiny", "int8",
-                         "--set", "calibration_size=100", "--latency-runs", "5", "--json", str(out_json))  # fmt: skip
+                         "--set", "calibration_size=100", "--latency-runs", "5", "--json", str(out_json),
+                         "--save", str(tmp_path / "out"))  # fmt: skip
     assert code == 0, err
     header = out.splitlines()[0].split()
     assert header[:4] == ["model", "technique", "bytes", "size"] and "retention" in header
@@ -83,3 +84,5 @@ def test_run_prints_a_table_and_writes_provenance(capsys, tmp_path, monkeypatch)
     (res,) = json.loads(out_json.read_text())
     assert res["config"]["fields"]["calibration_size"] == 100
     assert 0 < res["size_ratio"] < 1 and res["latency_ms"] > 0 and res["machine"]["machine_id"]
+    saved = (tmp_path / "out" / "tiny.int8.tflite").read_bytes()
+    assert len(saved) == res["bytes"] and saved[4:8] == b"TFL3"  # the flatbuffer identifier

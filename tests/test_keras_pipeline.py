@@ -55,7 +55,7 @@ def test_batch_and_single_image_predictions_agree(tiny):
 def test_pruning_reaches_exactly_the_requested_sparsity(tiny, target):
     """Every kernel tfmot prunes ends with round-exact sparsity, in Keras and in the .tflite."""
     cfg = MagnitudePruningConfig(final_sparsity=target, fine_tune_epochs=1.0, frequency=10)
-    pruned = tiny._transform(tiny.model("tiny"), cfg)
+    pruned = tiny.transform(tiny.model("tiny"), cfg)
     tf_layers = ("Conv2D", "Dense")  # tfmot leaves DepthwiseConv2D unpruned
     kernels = [l.kernel.numpy() for l in pruned.native.layers if type(l).__name__ in tf_layers]
     for k in kernels:
