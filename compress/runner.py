@@ -118,6 +118,7 @@ class Runner:
         self.eval_threads = eval_threads or os.cpu_count() or 1
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
         self._models: dict[str, LoadedModel] = {}
+        self._derived: dict[tuple, LoadedModel] = {}
         self._artefacts: dict[tuple, Artefact] = {}
         self._accuracies: dict[tuple, tuple[float, int]] = {}
         self._results: dict[tuple, PairResult] = {}
@@ -190,9 +191,9 @@ class Runner:
     def transform(self, m: LoadedModel, step: TechniqueConfig) -> LoadedModel:
         """``m`` after one transform step (e.g. pruned and fine-tuned), memoized."""
         memo = (m.key, step)
-        if memo not in self._models:
-            self._models[memo] = handler_for(step, m.framework)(m, step, self)
-        return self._models[memo]
+        if memo not in self._derived:
+            self._derived[memo] = handler_for(step, m.framework)(m, step, self)
+        return self._derived[memo]
 
     # -- measurements --------------------------------------------------------------
     def accuracy(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
