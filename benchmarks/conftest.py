@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from compress import registry, thresholds
-from compress.report import format_table
+from compress.report import format_slower, format_table, with_latency_ratios
 
 _rows: dict[str, dict] = {}
 
@@ -49,7 +49,22 @@ def record():
     return _record
 
 
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Record each pair's latency ratios (vs its own fp32, vs the fastest fp32) in the saved run."""
+    ratios = {f"{r['model']}.{r['technique']}": r for r in with_latency_ratios(list(_rows.values()))}
+    for bench in output_json.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        r = ratios.get(f"{info.get('model')}.{info.get('technique')}")
+        if r:
+            for k in ("latency_ratio_own", "latency_ratio_best", "best_fp32"):
+                src = "latency_ratio" if k == "latency_ratio_own" else k
+                if src in r:
+                    info[k] = r[src]
+
+
 def pytest_terminal_summary(terminalreporter):
     if _rows:
         terminalreporter.write_sep("=", "compression results (this run)")
         terminalreporter.write_line(format_table(list(_rows.values())))
+        terminalreporter.write_line("")
+        terminalreporter.write_line(format_slower(list(_rows.values())))

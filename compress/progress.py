@@ -51,3 +51,36 @@ def keras_callback(label: str, epochs: int, steps_per_epoch: int):
                 self.bar.close()
 
     return _Progress()
+
+
+class StepProgress:
+    """Progress of a plain training loop (torch): a bar on a terminal, else a log line per epoch.
+
+    Example:
+        >>> p = StepProgress("train resnet18", epochs=2, steps_per_epoch=100)  # doctest: +SKIP
+        >>> p.step(epoch=0, loss=0.5); p.end_epoch(0, loss=0.4)  # doctest: +SKIP
+    """
+
+    def __init__(self, label: str, epochs: int, steps_per_epoch: int):
+        self.label, self.epochs = label, epochs
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if _bars:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs * steps_per_epoch, desc=label, unit="step", leave=True)
+
+    def step(self, epoch: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(epoch=f"{epoch + 1}/{self.epochs}", loss=f"{loss:.4f}", refresh=False)
+
+    def end_epoch(self, epoch: int, **metrics: float) -> None:
+        if self.bar is None:
+            msg = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            log.info("%s: epoch %d/%d %s (%.0f s)", self.label, epoch + 1, self.epochs, msg,
+                     time.perf_counter() - self.t0)  # fmt: skip
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

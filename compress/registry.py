@@ -30,7 +30,9 @@ __all__ = [
     "pairs", "handler_for", "check_range",
 ]  # fmt: skip
 
-TIERS = ("default", "unit", "pretrained")
+# default: the merge gate. extended: registered and runnable (--tier extended), not yet
+# in the gate's time budget. unit: fast models for tests. pretrained: needs user weights/data.
+TIERS = ("default", "extended", "unit", "pretrained")
 
 
 class UnknownNameError(KeyError):
@@ -60,6 +62,11 @@ class ModelSpec:
     tier: str
     description: str
     factory: Callable[[], Any]
+    family: str = ""  # models sharing weights (a port to another framework) share a family
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
 
     def recipe(self) -> Any:
         return self.factory()
@@ -69,7 +76,8 @@ _MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    *, framework: str, task: str, dataset: str, tier: str = "default", name: str | None = None
+    *, framework: str, task: str, dataset: str, tier: str = "default", name: str | None = None,
+    family: str = "",
 ) -> Callable:
     """Decorator: register a factory returning a model recipe under its function name."""
     if tier not in TIERS:
@@ -80,7 +88,7 @@ def register_model(
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn)
+        _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family)
         return fn
 
     return deco
@@ -138,6 +146,10 @@ class TechniqueConfig:
 
     def steps(self) -> tuple["TechniqueConfig", ...]:
         return (self,)
+
+    def is_fp32_reference(self) -> bool:
+        """True for an uncompressed export: the latency baseline of its runtime."""
+        return False
 
     def describe(self) -> dict:
         """``{type, version, fields}``: enough to trace a number to its recipe."""

@@ -1,30 +1,73 @@
-"""Plain-text tables of results, shared by the CLI and the benchmark summary."""
+"""Plain-text tables of results, shared by the CLI and the benchmark summary.
+
+Latency ratios are computed between rows of the same run (same machine, same
+session): against the artefact's own fp32 export in the same runtime, and
+against the fastest fp32 export the suite has for the model's family (every
+runtime, every framework port), so a speedup is never claimed against a weak
+baseline such as torch eager at batch 1.
+"""
 
 from __future__ import annotations
 
 COLUMNS = (
     ("model", "model", "{}"),
     ("technique", "technique", "{}"),
+    ("runtime", "runtime", "{}"),
+    ("parameters", "params", "{:,}"),
     ("bytes", "bytes", "{:,}"),
     ("size_ratio", "size", "{:.3f}"),
     ("gzip_ratio", "gzip", "{:.3f}"),
     ("accuracy", "top-1", "{:.4f}"),
     ("retention", "retention", "{:.4f}"),
     ("sparsity", "sparsity", "{:.3f}"),
+    ("photo_agreement", "photos", "{:.2f}"),
     ("latency_ms", "p50 ms", "{:.3f}"),
-    ("latency_ratio", "vs fp32", "{:.2f}x"),
+    ("latency_ratio", "vs own fp32", "{:.2f}x"),
+    ("latency_ratio_best", "vs best fp32", "{:.2f}x"),
 )
 
 
-def with_latency_ratios(rows: list[dict], reference: str = "fp32") -> list[dict]:
-    """Add ``latency_ratio``: median latency over the same model's ``reference`` row, same run."""
-    ref = {r["model"]: r.get("latency_ms") for r in rows if r.get("technique") == reference}
+def with_latency_ratios(rows: list[dict]) -> list[dict]:
+    """Add ``latency_ratio`` (vs the same model's fp32 row in the same runtime; a
+    row that already has one, timed interleaved with its reference, keeps it) and
+    ``latency_ratio_best`` (vs the fastest fp32 row of the model's family), plus
+    ``best_fp32`` naming that baseline.
+
+    A row is an fp32 reference when ``reference`` is true (or, for rows without
+    the field, when its technique is ``fp32``).
+    """
+
+    def is_ref(r):
+        return r.get("reference", r.get("technique") == "fp32")
+
+    own, best = {}, {}
+    for r in rows:
+        lat = r.get("latency_ms")
+        if not (lat and is_ref(r)):
+            continue
+        own[r["model"], r.get("runtime")] = lat
+        fam = r.get("family", r["model"])
+        if fam not in best or lat < best[fam][0]:
+            best[fam] = (lat, f"{r['model']}.{r['technique']}")
     out = []
     for r in rows:
-        base = ref.get(r["model"])
-        lat = r.get("latency_ms")
-        out.append({**r, "latency_ratio": lat / base} if lat and base else dict(r))
+        r, lat = dict(r), r.get("latency_ms")
+        base = own.get((r["model"], r.get("runtime")))
+        if lat and base and "latency_ratio" not in r:  # keep a ratio measured interleaved
+            r["latency_ratio"] = lat / base
+        fam = best.get(r.get("family", r["model"]))
+        if lat and fam:
+            r["latency_ratio_best"], r["best_fp32"] = lat / fam[0], fam[1]
+        out.append(r)
     return out
+
+
+def slower_than_fp32(rows: list[dict]) -> list[dict]:
+    """Compressed rows whose latency exceeds their own runtime's fp32 latency."""
+    return [
+        r for r in with_latency_ratios(rows)
+        if not r.get("reference", r.get("technique") == "fp32") and r.get("latency_ratio", 0) > 1.0
+    ]  # fmt: skip
 
 
 def format_table(rows: list[dict]) -> str:
@@ -35,9 +78,22 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         cells.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in cols])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    left = {"model", "technique", "runtime"}
     lines = []
     for j, row in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append("  ".join(c.ljust(w) if cols[i][0] in left else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))  # fmt: skip
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_slower(rows: list[dict]) -> str:
+    """A plain statement of which compressed artefacts are slower than their fp32 export."""
+    slow = slower_than_fp32(rows)
+    if not slow:
+        return "No compressed artefact was slower than its own fp32 export in this run."
+    lines = ["Slower than their own fp32 export on this machine (batch 1, same run):"]
+    for r in sorted(slow, key=lambda r: -r["latency_ratio"]):
+        lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): {r['latency_ratio']:.2f}x")
     return "\n".join(lines)

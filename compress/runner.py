@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -55,7 +56,8 @@ class PairResult:
     config: dict
     model_recipe: dict
     model_key: str  # cache key of the trained weights the technique started from
-    runtime: str
+    runtime: str  # a key of compress.runtimes.base.RUNTIMES
+    runtime_version: str
     bytes: int
     gzip_bytes: int
     reference_bytes: int
@@ -64,6 +66,9 @@ class PairResult:
     baseline_accuracy: float
     eval_images: int
     sparsity: float
+    extra: dict  # model-specific measurements (e.g. agreement with fp32 on real photos)
+    parameters: int  # trainable parameters of the model the artefact was exported from
+    reference_parameters: int
     versions: dict = field(default_factory=frameworks.versions)
     machine: dict = field(default_factory=machine_info)
     timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -91,15 +96,33 @@ class PairResult:
             "baseline_accuracy": self.baseline_accuracy,
             "retention": round(self.retention, 6),
             "sparsity": round(self.sparsity, 6),
+            "parameters": self.parameters,
+            "param_ratio": round(self.parameters / self.reference_parameters, 6),
             "eval_images": self.eval_images,
+            **self.extra,
         }
 
     def to_dict(self) -> dict:
         return {**asdict(self), **self.metrics()}
 
 
+def _task_logits(recipe: Any, outputs: np.ndarray) -> np.ndarray:
+    """The outputs accuracy is scored on (a recipe may add outputs, e.g. a kept ImageNet head)."""
+    return recipe.task_logits(outputs) if hasattr(recipe, "task_logits") else outputs
+
+
 def _describe_recipe(recipe: Any) -> dict:
-    return {"type": type(recipe).__name__, "fields": asdict(recipe)}
+    """The recipe's type and fields: what its cache key hashes.
+
+    A field declared with ``metadata={"key_default": False}`` is left out while it
+    holds its default: an option added later, at its default, means unchanged
+    behaviour, so it must not invalidate weights already cached.
+    """
+    fields = asdict(recipe)
+    for f in dataclasses.fields(recipe):
+        if f.metadata.get("key_default") is False and fields.get(f.name) == f.default:
+            del fields[f.name]
+    return {"type": type(recipe).__name__, "fields": fields}
 
 
 class Runner:
@@ -120,6 +143,8 @@ class Runner:
         self._models: dict[str, LoadedModel] = {}
         self._derived: dict[tuple, LoadedModel] = {}
         self._artefacts: dict[tuple, Artefact] = {}
+        self._params: dict[tuple, int] = {}
+        self._loaded: dict[tuple, Any] = {}
         self._accuracies: dict[tuple, tuple[float, int]] = {}
         self._results: dict[tuple, PairResult] = {}
 
@@ -129,9 +154,7 @@ class Runner:
         return {k: v[k] for k in (*_FRAMEWORK_LIBS[framework], *extra) if k in v}
 
     def _materialize(self, name, framework, recipe, key, weights) -> LoadedModel:
-        native = recipe.build()
-        native.set_weights(weights)
-        return LoadedModel(name, framework, recipe, native, key)
+        return LoadedModel(name, framework, recipe, recipe.load(weights), key)
 
     def model(self, name: str) -> LoadedModel:
         """The trained model ``name``: from the cache, or trained now and cached."""
@@ -144,10 +167,16 @@ class Runner:
                 "recipe_version": RECIPE_VERSION,
                 "versions": self._versions_for(spec.framework),
             }
+            if hasattr(recipe, "source_digest"):  # weights read from a user's file
+                basis["source"] = recipe.source_digest()
+            build = lambda: recipe.weights(recipe.train(name))  # noqa: E731
+            port_of = getattr(recipe, "port_of", None)
+            if port_of:  # a port to another framework of a registered model: reuse its weights
+                parent = self.model(port_of)
+                basis["port_of"] = parent.key
+                build = lambda: recipe.weights(recipe.port_from(parent.recipe, parent.native))  # noqa: E731
             key = recipe_key(basis)
-            weights, cached = self.weights.get_or_build(
-                name, key, lambda: recipe.train(name).get_weights(), info=basis
-            )
+            weights, cached = self.weights.get_or_build(name, key, build, info=basis)
             log.info("%s: %s weights %s", name, "cached" if cached else "trained", key)
             self._models[name] = self._materialize(name, spec.framework, recipe, key, weights)
         return self._models[name]
@@ -183,6 +212,7 @@ class Runner:
             m = self.model(model)
             for step in steps[:-1]:
                 m = self.transform(m, step)
+            self._params[memo] = m.recipe.count_params(m.native)
             t0 = time.perf_counter()
             self._artefacts[memo] = handler_for(steps[-1], m.framework)(m, steps[-1], self)
             log.info("%s: exported %s in %.1f s", model, type(steps[-1]).__name__, time.perf_counter() - t0)
@@ -201,13 +231,55 @@ class Runner:
         memo = (model, self._chain(config))
         if memo not in self._accuracies:
             art = self.artefact(model, config)
-            x, y = self.model(model).recipe.data("test")
+            recipe = self.model(model).recipe
+            x, y = recipe.data("test")
             t0 = time.perf_counter()
-            pred = get_runtime(art.runtime).load(art, self.eval_threads).predict(x).argmax(axis=1)
+            pred = _task_logits(recipe, self.loaded(model, config).predict(x)).argmax(axis=1)
             self._accuracies[memo] = (float(np.mean(pred == y)), len(y))
             log.info("%s %s: top-1 %.4f on %d test images (%.1f s)", model, type(config).__name__,
                      self._accuracies[memo][0], len(y), time.perf_counter() - t0)  # fmt: skip
         return self._accuracies[memo]
+
+    def loaded(self, model: str, config: TechniqueConfig):
+        """The pair's artefact loaded in its runtime with ``eval_threads`` (memoized)."""
+        memo = (model, self._chain(config))
+        if memo not in self._loaded:
+            art = self.artefact(model, config)
+            self._loaded[memo] = get_runtime(art.runtime).load(art, self.eval_threads)
+        return self._loaded[memo]
+
+    @staticmethod
+    def reference_technique(model: str, technique: str) -> str:
+        """The registered fp32 export in the same runtime as ``technique``'s artefact.
+
+        Found by runtime: the fp32 technique whose export step has the same
+        config type family (e.g. ``onnx_int8`` -> ``onnx_fp32``, ``int8`` -> ``fp32``).
+        """
+        from compress.registry import list_techniques
+
+        fw = get_model(model).framework
+        last = get_technique(technique).config.steps()[-1]
+        refs = [t for t in list_techniques(framework=fw) if get_technique(t).config.is_fp32_reference()]
+        for t in refs:
+            ref = get_technique(t).config
+            if type(ref) is type(last) or (last.stage != "export" and type(ref) is Float32Config):
+                return t
+        return "fp32"
+
+    def skip_reason(self, model: str, technique: str) -> str | None:
+        """Why a registered pair cannot run here (missing data or weights, unsupported step), or None."""
+        recipe = get_model(model).recipe()
+        reason = recipe.unavailable() if hasattr(recipe, "unavailable") else None
+        if reason:
+            return reason
+        unsupported = getattr(recipe, "unsupported", ())
+        if not isinstance(unsupported, dict):
+            why = getattr(recipe, "unsupported_reason", "not supported by this model")
+            unsupported = dict.fromkeys(unsupported, why)
+        for step in get_technique(technique).config.steps():
+            if type(step).__name__ in unsupported:
+                return f"{model} does not support {type(step).__name__}: {unsupported[type(step).__name__]}"
+        return None
 
     def evaluate(self, model: str, technique: str, config: TechniqueConfig | None = None) -> PairResult:
         """Measure a pair on its shipped artefact against the model's fp32 artefact.
@@ -232,13 +304,19 @@ class Runner:
             )
         ref, art = self.artefact(model, Float32Config()), self.artefact(model, config)
         acc, n = self.accuracy(model, config)
+        recipe = self.model(model).recipe
+        extra = {}
+        if hasattr(recipe, "extra_metrics"):
+            extra = recipe.extra_metrics(self.loaded(model, config).predict,
+                                         self.loaded(model, Float32Config()).predict)  # fmt: skip
         res = PairResult(
             model=model,
             technique=technique,
             config=config.describe(),
             model_recipe=_describe_recipe(self.model(model).recipe),
             model_key=self.model(model).key,
-            runtime=f"{art.runtime} {get_runtime(art.runtime).version()}",
+            runtime=art.runtime,
+            runtime_version=get_runtime(art.runtime).version(),
             bytes=art.nbytes,
             gzip_bytes=art.gzip_nbytes(),
             reference_bytes=ref.nbytes,
@@ -247,6 +325,9 @@ class Runner:
             baseline_accuracy=self.accuracy(model, Float32Config())[0],
             eval_images=n,
             sparsity=sparsity(get_runtime(art.runtime).load(art, 1).weight_arrays()),
+            parameters=self._params[(model, self._chain(config))],
+            reference_parameters=self._params[(model, self._chain(Float32Config()))],
+            extra=extra,
         )
         self._results[memo] = res
         return res

@@ -79,7 +79,7 @@ def test_run_prints_a_table_and_writes_provenance(capsys, tmp_path, monkeypatch)
                          "--save", str(tmp_path / "out"))  # fmt: skip
     assert code == 0, err
     header = out.splitlines()[0].split()
-    assert header[:4] == ["model", "technique", "bytes", "size"] and "retention" in header
+    assert header[:5] == ["model", "technique", "runtime", "params", "bytes"] and "retention" in header
     assert [line.split()[1] for line in out.splitlines()[2:4]] == ["fp32", "int8"]
     (res,) = json.loads(out_json.read_text())
     assert res["config"]["fields"]["calibration_size"] == 100

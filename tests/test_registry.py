@@ -16,7 +16,7 @@ def test_models_are_registered_once_with_tiers():
     assert "mobilenetv2" in registry.list_models(tier="default")
     assert "tiny" in registry.list_models(tier="unit")
     assert "tiny" not in registry.list_models(tier="default")
-    assert registry.list_models("mobile*") == ["mobilenetv2"]
+    assert registry.list_models("mobile*", tier="default") == ["mobilenetv2"]
 
 
 def test_unknown_model_lists_valid_names_and_suggests():
@@ -39,7 +39,8 @@ def test_duplicate_registration_is_rejected():
 
 
 def test_frameworks_are_derived_from_handlers():
-    assert registry.get_technique("prune50_int8").frameworks() == {"keras"}
+    assert registry.get_technique("prune50_int8").frameworks() == {"keras", "torch"}
+    assert registry.get_technique("onnx_int8").frameworks() == {"torch"}
     assert registry.handler_for(Int8Config(), "keras")
     with pytest.raises(NotImplementedError, match="no implementation for 'jax'"):
         registry.handler_for(Int8Config(), "jax")

@@ -16,5 +16,37 @@ def test_table_shows_only_columns_with_values_and_dashes_for_gaps():
         {"model": "a", "technique": "int8", "size_ratio": 0.25},
     ])  # fmt: skip
     lines = text.splitlines()
-    assert lines[0].split() == ["model", "technique", "size", "p50", "ms", "vs", "fp32"]
-    assert lines[3].split() == ["a", "int8", "0.250", "-", "-"]
+    assert lines[0].split() == ["model", "technique", "size", "p50", "ms", "vs", "own", "fp32",
+                                "vs", "best", "fp32"]  # fmt: skip
+    assert lines[3].split() == ["a", "int8", "0.250", "-", "-", "-"]
+
+
+def test_best_fp32_is_the_fastest_reference_of_the_family_across_runtimes():
+    rows = with_latency_ratios([
+        {"model": "t", "technique": "fp32", "runtime": "torch", "latency_ms": 4.0, "reference": True},
+        {"model": "t", "technique": "onnx_fp32", "runtime": "onnxruntime", "latency_ms": 2.0,
+         "reference": True},
+        {"model": "t", "technique": "int8", "runtime": "torch", "latency_ms": 3.0, "reference": False},
+        {"model": "t", "technique": "onnx_int8", "runtime": "onnxruntime", "latency_ms": 1.0,
+         "reference": False},
+        {"model": "t_k", "family": "t", "technique": "fp32", "runtime": "litert", "latency_ms": 2.5,
+         "reference": True},
+    ])  # fmt: skip
+    own = [r["latency_ratio"] for r in rows]
+    best = [r["latency_ratio_best"] for r in rows]
+    assert own == [1.0, 1.0, 0.75, 0.5, 1.0]
+    assert best == [2.0, 1.0, 1.5, 0.5, 1.25]
+    assert {r["best_fp32"] for r in rows} == {"t.onnx_fp32"}
+
+
+def test_slower_artefacts_are_named_plainly():
+    from compress.report import format_slower
+
+    rows = [
+        {"model": "m", "technique": "fp32", "runtime": "litert", "latency_ms": 1.0},
+        {"model": "m", "technique": "dynamic_range", "runtime": "litert", "latency_ms": 1.7},
+        {"model": "m", "technique": "int8", "runtime": "litert", "latency_ms": 0.5},
+    ]
+    text = format_slower(rows)
+    assert "m.dynamic_range (litert): 1.70x" in text and "int8" not in text
+    assert "No compressed" in format_slower(rows[::2])

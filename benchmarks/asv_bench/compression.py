@@ -43,6 +43,9 @@ class Latency:
     def setup(self, model, technique):
         if (model, technique) not in PAIRS:
             raise NotImplementedError(f"{technique} does not apply to {model}")
+        reason = _get_runner().skip_reason(model, technique)
+        if reason:
+            raise NotImplementedError(reason)
         self.fn = _get_runner().latency_fn(model, technique)
 
     def time_single_image(self, model, technique):
@@ -57,7 +60,8 @@ class Quality:
     timeout = 3600
 
     def setup_cache(self):
-        return {pair: _get_runner().evaluate(*pair).metrics() for pair in PAIRS}
+        runner = _get_runner()
+        return {pair: runner.evaluate(*pair).metrics() for pair in PAIRS if not runner.skip_reason(*pair)}
 
     def setup(self, metrics, model, technique):
         if (model, technique) not in metrics:
@@ -67,3 +71,4 @@ class Quality:
     track_gzip_ratio = _track("gzip_ratio", "ratio (gzip bytes / fp32 gzip bytes)")
     track_accuracy = _track("accuracy", "top-1 (10,000 test images)")
     track_retention = _track("retention", "accuracy / fp32 accuracy")
+    track_param_ratio = _track("param_ratio", "ratio (parameters / fp32 parameters)")

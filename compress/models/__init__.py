@@ -1,6 +1,8 @@
 """The model catalogue: every model, registered once with its recipe."""
 
 from compress.models.keras_classifier import KerasImageClassifier
+from compress.models.keras_pretrained import KerasImageNetClassifier
+from compress.models.torch_classifier import TorchImageClassifier
 from compress.registry import register_model
 
 
@@ -10,9 +12,85 @@ def mobilenetv2():
     return KerasImageClassifier("MobileNetV2", (("alpha", 0.35),), input_size=32, epochs=10)
 
 
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="extended")
+def resnet50():
+    """tf_keras ResNet50 (32 px), trained from scratch on 20,000 Fashion-MNIST images."""
+    return KerasImageClassifier(
+        "ResNet50", input_size=32, epochs=3, train_size=20_000, fine_tune_size=10_000,
+        learning_rate=1e-3,
+    )
+
+
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="extended")
+def inceptionv3():
+    """tf_keras InceptionV3 (75 px, its minimum), trained from scratch on 20,000 Fashion-MNIST images."""
+    return KerasImageClassifier(
+        "InceptionV3", input_size=75, epochs=3, train_size=20_000, fine_tune_size=6_000,
+        learning_rate=1e-3,
+    )
+
+
+@register_model(framework="torch", task="image-classification", dataset="fashion-mnist")
+def resnet18():
+    """torchvision ResNet18 (32 px, grey repeated to RGB), trained from scratch on 30,000 Fashion-MNIST images."""
+    return TorchImageClassifier(
+        "resnet18", input_size=32, channels=3, epochs=3, train_size=30_000, fine_tune_size=10_000,
+    )
+
+
+_PROBE = dict(task="image-classification", dataset="fashion-mnist (linear probe on ImageNet features)")
+
+
+@register_model(framework="torch", **_PROBE)
+def efficientnet_lite0():
+    """EfficientNet-Lite0 (64 px), real ImageNet weights: linear probe on 10,000 images, scored on 5,000; ImageNet head kept."""
+    from compress.models.efficientnet_probe import EfficientNetProbe
+
+    return EfficientNetProbe(input_size=64, probe_train_size=10_000, fine_tune_size=3_000, test_size=5_000)
+
+
+@register_model(framework="keras", family="efficientnet_lite0", **_PROBE)
+def efficientnet_lite0_tflite():
+    """EfficientNet-Lite0 (64 px) ported to tf_keras for TFLite (the torch model's weights), scored on 5,000 images."""
+    from compress.models.keras_efficientnet import KerasEfficientNetProbe
+
+    return KerasEfficientNetProbe(input_size=64, probe_train_size=10_000, fine_tune_size=3_000, test_size=5_000)
+
+
 @register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="unit")
 def tiny():
     """A tiny CNN trained briefly on 6,000 Fashion-MNIST images: for fast unit tests."""
     return KerasImageClassifier(
         "tiny_cnn", input_size=28, epochs=3, batch_size=64, learning_rate=1e-2, train_size=6000
     )
+
+
+@register_model(framework="torch", task="image-classification", dataset="fashion-mnist", tier="unit")
+def tiny_torch():
+    """A tiny torch CNN trained briefly on 6,000 Fashion-MNIST images: for fast unit tests."""
+    return TorchImageClassifier(
+        "tiny_torch", input_size=28, channels=1, epochs=2, batch_size=64, learning_rate=1e-2,
+        train_size=6000,
+    )
+
+
+_IMAGENET = dict(framework="keras", task="image-classification", dataset="imagenet-val (user-provided)",
+                 tier="pretrained")  # fmt: skip
+
+
+@register_model(**_IMAGENET)
+def mobilenetv2_imagenet():
+    """tf_keras MobileNetV2 (alpha 1.0, 224 px) with Keras' ImageNet-1k weights, on a user's val folder."""
+    return KerasImageNetClassifier("MobileNetV2", 224, arch_kwargs=(("alpha", 1.0),))
+
+
+@register_model(**_IMAGENET)
+def resnet50_imagenet():
+    """tf_keras ResNet50 (224 px) with Keras' ImageNet-1k weights, on a user's val folder."""
+    return KerasImageNetClassifier("ResNet50", 224)
+
+
+@register_model(**_IMAGENET)
+def inceptionv3_imagenet():
+    """tf_keras InceptionV3 (299 px) with Keras' ImageNet-1k weights, on a user's val folder."""
+    return KerasImageNetClassifier("InceptionV3", 299)

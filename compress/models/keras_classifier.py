@@ -65,6 +65,8 @@ class KerasImageClassifier:
             moving statistics unconverged after a short training (the model then
             scores 10% in inference mode); 0.9 converges within an epoch.
         train_size: images of the ``train`` split used (None: all 55,000).
+        fine_tune_size: images (the first of those) that fine-tunes after a
+            transform use (None: all); large models keep pruning fine-tunes cheap.
         seed: seeds weights init and shuffling.
     """
 
@@ -77,6 +79,7 @@ class KerasImageClassifier:
     learning_rate: float = 2e-3
     bn_momentum: float = 0.9
     train_size: int | None = None
+    fine_tune_size: int | None = field(default=None, metadata={"key_default": False})
     seed: int = 0
     framework: str = field(default="keras", init=False)
 
@@ -110,39 +113,79 @@ class KerasImageClassifier:
                 layer.momentum = self.bn_momentum
         return model
 
-    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
-        """Train ``model`` on the train split for ``epochs`` (fractions allowed)."""
-        from compress.progress import keras_callback
+    def weights(self, model) -> list[np.ndarray]:
+        return model.get_weights()
 
-        tf = tensorflow()
+    def load(self, weights):
+        """The architecture holding ``weights``; rebuilt narrower if they are channel-pruned."""
+        model = self.build()
+        if [tuple(w.shape) for w in model.get_weights()] != [tuple(w.shape) for w in weights]:
+            from compress.techniques.keras_channels import rebuild_for_weights
+
+            model = rebuild_for_weights(model, weights)
+        model.set_weights(list(weights))
+        return model
+
+    def count_params(self, model) -> int:
+        return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+    def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
         x, y = self.data("train")
-        steps_full = math.ceil(len(x) / self.batch_size)
-        total = max(1, round(epochs * steps_full))
-        n_epochs = math.ceil(total / steps_full)
-        steps = math.ceil(total / n_epochs)
-        ds = (
-            tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(self.batch_size)
-        )
-        schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, n_epochs * steps)
-        model.compile(
-            optimizer=tf.keras.optimizers.Adam(schedule),
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
-        cbs = [*callbacks, keras_callback(label, n_epochs, steps)]
-        model.fit(ds, epochs=n_epochs, steps_per_epoch=steps, verbose=0, callbacks=cbs)
+        return x[: self.fine_tune_size], y[: self.fine_tune_size]
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one fine-tune epoch."""
+        return math.ceil(len(self.fine_tune_data()[0]) / self.batch_size)
+
+    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        """Fine-tune ``model`` on :meth:`fine_tune_data` for ``epochs`` (fractions allowed)."""
+        self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
+                  label=label, callbacks=callbacks)  # fmt: skip
+
+    def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        fit_keras(model, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=self.batch_size,
+                  seed=self.seed, label=label, callbacks=callbacks)  # fmt: skip
 
     def train(self, label: str):
         """Build and train from scratch; returns the trained Keras model."""
         set_determinism(self.seed)
         t0 = time.perf_counter()
         model = self.build()
-        self.fit(model, epochs=self.epochs, learning_rate=self.learning_rate, label=f"train {label}")
+        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
+                  label=f"train {label}")  # fmt: skip
         log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
         return model
+
+
+def fit_keras(model, x, y, *, epochs: float, learning_rate: float, batch_size: int, seed: int,
+              label: str, callbacks=(), loss=None, metrics=("accuracy",)) -> None:  # fmt: skip
+    """Train a Keras ``model`` on ``(x, y)``: Adam, cosine decay, shuffled with ``seed``.
+
+    ``epochs`` may be fractional (that many steps, spread over whole epochs).
+    ``loss`` defaults to cross-entropy on logits.
+    """
+    from compress.progress import keras_callback
+
+    tf = tensorflow()
+    steps_full = math.ceil(len(x) / batch_size)
+    total = max(1, round(epochs * steps_full))
+    n_epochs = math.ceil(total / steps_full)
+    steps = math.ceil(total / n_epochs)
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch_size)
+    )
+    schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, n_epochs * steps)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(schedule),
+        loss=loss or tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=list(metrics),
+    )
+    cbs = [*callbacks, keras_callback(label, n_epochs, steps)]
+    model.fit(ds, epochs=n_epochs, steps_per_epoch=steps, verbose=0, callbacks=cbs)
 
 
 def _tiny_cnn(input_shape, weights, classes, classifier_activation, width: int = 16):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,8 +16,11 @@ class Artefact:
     """What ships: the serialized model bytes and the runtime that executes them."""
 
     data: bytes
-    format: str  # file suffix: "tflite", "onnx", "pt"
+    format: str  # file suffix: "tflite", "onnx", "pt", "pt2"
     runtime: str  # a key of RUNTIMES
+    # How the runtime rebuilds what the bytes alone cannot say (e.g. the torch
+    # module a state_dict belongs to). Not shipped, not counted, not compared.
+    meta: Any = field(default=None, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
@@ -54,7 +57,11 @@ class Runtime(ABC):
     def load(self, artefact: Artefact, num_threads: int) -> LoadedArtefact: ...
 
 
-RUNTIMES = {"litert": "compress.runtimes.litert:LiteRT"}
+RUNTIMES = {
+    "litert": "compress.runtimes.litert:LiteRT",
+    "torch": "compress.runtimes.torch_eager:TorchEager",
+    "onnxruntime": "compress.runtimes.onnxrt:OnnxRuntime",
+}
 
 
 def get_runtime(name: str) -> Runtime:

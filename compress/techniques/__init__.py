@@ -1,14 +1,26 @@
 """The technique catalogue: every named technique, registered once.
 
 A technique is a named config. Importing this package registers them and the
-framework handlers (which import their frameworks lazily, when applied).
+framework handlers (which import their frameworks lazily, when applied). The
+frameworks a technique applies to are derived from the handlers that exist.
 """
 
 from compress.registry import register_technique
-from compress.techniques import tflite, tfmot_prune  # noqa: F401  (register handlers)
+from compress.techniques import (  # noqa: F401  (register handlers)
+    keras_channels,
+    onnx_export,
+    tflite,
+    tfmot_prune,
+    torch_channels,
+    torch_export,
+    torch_prune,
+)
+from compress.techniques.channels import ChannelPruningConfig
+from compress.techniques.onnx_export import OnnxConfig
 from compress.techniques.pipeline import PipelineConfig
 from compress.techniques.pruning import MagnitudePruningConfig
 from compress.techniques.quantization import (
+    BFloat16Config,
     DynamicRangeConfig,
     Float16Config,
     Float32Config,
@@ -16,9 +28,17 @@ from compress.techniques.quantization import (
 )
 
 register_technique("fp32", Float32Config(), "no compression: the reference artefact")
-register_technique("dynamic_range", DynamicRangeConfig(), "int8 weights, float activations")
+register_technique("dynamic_range", DynamicRangeConfig(),
+                   "int8 weights, float activations (torch: dynamic int8 Linear layers)")  # fmt: skip
 register_technique("float16", Float16Config(), "float16 weights")
-register_technique("int8", Int8Config(), "full-integer int8, calibrated, int8 input/output")
+register_technique("bfloat16", BFloat16Config(), "bfloat16 weights and compute (torch)")
+register_technique("int8", Int8Config(),
+                   "static int8 calibrated on `calib` (TFLite: int8 I/O; torch: PT2E x86)")  # fmt: skip
+register_technique("onnx_fp32", OnnxConfig("fp32"), "ONNX for onnxruntime, no quantization")
+register_technique("onnx_dynamic", OnnxConfig("dynamic"),
+                   "ONNX, per-channel int8 weights, activations quantized at run time")  # fmt: skip
+register_technique("onnx_int8", OnnxConfig("int8"),
+                   "ONNX static int8: QDQ, per-channel int8 weights, uint8 activations")  # fmt: skip
 register_technique(
     "prune50", MagnitudePruningConfig(final_sparsity=0.5), "magnitude pruning to 50% sparsity"
 )
@@ -28,5 +48,15 @@ register_technique(
 register_technique(
     "prune50_int8",
     PipelineConfig((MagnitudePruningConfig(final_sparsity=0.5), Int8Config())),
-    "50% magnitude pruning, then full-integer int8",
+    "50% magnitude pruning, then int8",
+)
+register_technique(
+    "channels25",
+    ChannelPruningConfig(fraction=0.25, fine_tune_epochs=1.0, learning_rate=1e-3),
+    "remove 25% of the channels of every prunable layer (L1), fine-tune",
+)
+register_technique(
+    "channels50",
+    ChannelPruningConfig(fraction=0.5, fine_tune_epochs=1.0, learning_rate=1e-3),
+    "remove 50% of the channels of every prunable layer (L1), fine-tune",
 )

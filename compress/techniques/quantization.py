@@ -16,6 +16,9 @@ class Float32Config(TechniqueConfig):
 
     stage = "export"
 
+    def is_fp32_reference(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class DynamicRangeConfig(TechniqueConfig):
@@ -27,6 +30,13 @@ class DynamicRangeConfig(TechniqueConfig):
 @dataclass(frozen=True)
 class Float16Config(TechniqueConfig):
     """Weights stored as float16."""
+
+    stage = "export"
+
+
+@dataclass(frozen=True)
+class BFloat16Config(TechniqueConfig):
+    """Weights stored as bfloat16 and computed in bfloat16 (float32 in and out)."""
 
     stage = "export"
 

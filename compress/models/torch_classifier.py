@@ -1,0 +1,143 @@
+"""torchvision image classifiers trained by the suite on Fashion-MNIST."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from compress.models import torch_common
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def _preprocessed(split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    from compress.data import load_fashion_mnist
+
+    images, labels = load_fashion_mnist().split(split)
+    return to_model_input(images, size, channels), labels.astype(np.int64)
+
+
+def to_model_input(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, channels, size, size) in [0, 1] (NCHW).
+
+    28 -> 32 is an exact zero-pad; other sizes are bilinear resizes.
+    """
+    x = images.astype(np.float32)[:, None] / 255.0
+    if size == 32:
+        x = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    elif size != 28:
+        import torch
+        import torch.nn.functional as F
+
+        x = np.concatenate([
+            F.interpolate(torch.from_numpy(x[i : i + 2048]), size=(size, size), mode="bilinear",
+                          align_corners=False).numpy()
+            for i in range(0, len(x), 2048)
+        ])  # fmt: skip
+    if channels != 1:
+        x = np.repeat(x, channels, axis=1)
+    return np.ascontiguousarray(x)
+
+
+def _tiny_torch(num_classes: int = 10):
+    """A few-thousand-parameter CNN (conv, BatchNorm, depthwise, linear) for unit tests."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 1, stride=2, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TorchImageClassifier:
+    """Recipe of a ``torchvision.models`` classifier trained from scratch.
+
+    Every field is part of the cache key: change one and the model is retrained.
+
+    Attributes:
+        arch: constructor name in ``torchvision.models`` (``"resnet18"``) or ``"tiny_torch"``.
+        input_size: square input side (28 px images are zero-padded to 32 or resized).
+        channels: input channels (grey images repeated: torchvision stems take RGB).
+        epochs, batch_size, learning_rate, weight_decay: AdamW, cosine decay.
+        train_size: images of the ``train`` split used (None: all 55,000).
+        fine_tune_size: images (the first of those) that fine-tunes after a
+            transform use (None: all).
+        seed: seeds weight init and shuffling.
+    """
+
+    arch: str
+    input_size: int = 32
+    channels: int = 3
+    epochs: float = 3
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 5e-4
+    train_size: int | None = None
+    fine_tune_size: int | None = None
+    seed: int = 0
+    framework: str = field(default="torch", init=False)
+
+    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Model-ready ``(x, y)`` for a split, NCHW (``train`` cut to ``train_size``)."""
+        x, y = _preprocessed(split, self.input_size, self.channels)
+        if split == "train" and self.train_size is not None:
+            x, y = x[: self.train_size], y[: self.train_size]
+        return x, y
+
+    def build(self):
+        """The untrained architecture (deterministic given ``seed``), in eval mode."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        if self.arch == "tiny_torch":
+            return _tiny_torch(10).eval()
+        import torchvision
+
+        return getattr(torchvision.models, self.arch)(weights=None, num_classes=10).eval()
+
+    def weights(self, model) -> list[np.ndarray]:
+        return torch_common.state_arrays(model)
+
+    def load(self, weights):
+        return torch_common.load_arrays(self.build(), weights).eval()
+
+    def count_params(self, model) -> int:
+        return torch_common.count_params(model)
+
+    def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
+        x, y = self.data("train")
+        return x[: self.fine_tune_size], y[: self.fine_tune_size]
+
+    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
+        self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
+                  label=label, callbacks=callbacks)  # fmt: skip
+
+    def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        torch_common.fit(model, x, y, epochs=epochs, learning_rate=learning_rate,
+                         batch_size=self.batch_size, seed=self.seed, label=label,
+                         callbacks=callbacks, weight_decay=self.weight_decay)  # fmt: skip
+
+    def train(self, label: str):
+        """Build and train from scratch; returns the trained module in eval mode."""
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        t0 = time.perf_counter()
+        model = self.build()
+        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
+                  label=f"train {label}")  # fmt: skip
+        log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
+        return model
+
+    def describe(self) -> dict:
+        return asdict(self)

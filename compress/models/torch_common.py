@@ -1,0 +1,144 @@
+"""Shared machinery of torch recipes: weights as arrays, shape-aware loading, a training loop.
+
+Every torch recipe stores its model as the ``state_dict`` values in order
+(parameters and buffers), so the weights cache is framework-neutral. Loading
+is shape-aware: a channel-pruned model's arrays are narrower than the dense
+architecture's, and the modules are resized to match before the values load.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+
+def state_arrays(module) -> list[np.ndarray]:
+    """The ``state_dict`` values of ``module`` as numpy arrays, in state_dict order."""
+    return [t.detach().cpu().numpy().copy() for t in module.state_dict().values()]
+
+
+def _resize(module, shapes: dict[str, tuple]) -> None:
+    """Resize conv, batch-norm and linear layers so their tensors take ``shapes``."""
+    import torch
+    from torch import nn
+
+    for prefix, sub in module.named_modules():
+        own = {n: shapes.get(f"{prefix}.{n}" if prefix else n) for n, _ in
+               [*sub.named_parameters(recurse=False), *sub.named_buffers(recurse=False)]}  # fmt: skip
+        changed = {n: s for n, s in own.items() if s is not None and tuple(getattr(sub, n).shape) != s}
+        if not changed:
+            continue
+        for n, s in changed.items():
+            old = getattr(sub, n)
+            new = torch.empty(s, dtype=old.dtype)
+            if isinstance(old, nn.Parameter):
+                setattr(sub, n, nn.Parameter(new, requires_grad=old.requires_grad))
+            else:
+                sub.register_buffer(n, new)
+        if isinstance(sub, nn.Conv2d):
+            out_c, in_per_group = sub.weight.shape[:2]
+            depthwise = sub.groups > 1 and sub.groups == sub.in_channels
+            sub.out_channels = out_c
+            sub.groups = out_c if depthwise else sub.groups
+            sub.in_channels = in_per_group * sub.groups
+        elif isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.num_features = sub.weight.shape[0]
+        elif isinstance(sub, nn.Linear):
+            sub.out_features, sub.in_features = sub.weight.shape
+        else:
+            raise ValueError(f"cannot resize {type(sub).__name__} {prefix!r} to {changed}")
+
+
+def load_arrays(module, arrays: Sequence[np.ndarray]):
+    """Load ``arrays`` (from :func:`state_arrays`) into ``module``, resizing layers if needed.
+
+    Raises:
+        ValueError: the number of arrays does not match the state_dict.
+    """
+    import torch
+
+    keys = list(module.state_dict().keys())
+    if len(keys) != len(arrays):
+        raise ValueError(f"{len(arrays)} arrays for a state_dict of {len(keys)} tensors")
+    _resize(module, {k: tuple(a.shape) for k, a in zip(keys, arrays, strict=True)})
+    state = {k: torch.from_numpy(np.array(a)) for k, a in zip(keys, arrays, strict=True)}
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def count_params(module) -> int:
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
+
+
+def fit(
+    module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    label: str,
+    callbacks: Sequence[Callable[[int], Any]] = (),
+    weight_decay: float = 0.0,
+) -> None:
+    """Train ``module`` in place: Adam(W), cosine decay, cross-entropy on logits.
+
+    ``epochs`` may be fractional (that many optimizer steps). ``callbacks`` are
+    called with the global step after every optimizer step (pruning schedules
+    hook in here). Shuffling and initial state are seeded by ``seed``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from compress.progress import StepProgress
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    steps_full = math.ceil(len(x) / batch_size)
+    total = max(1, round(epochs * steps_full))
+    n_epochs = math.ceil(total / steps_full)
+    opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    progress = StepProgress(label, n_epochs, min(steps_full, total))
+    module.train()
+    step = 0
+    try:
+        for epoch in range(n_epochs):
+            order = rng.permutation(len(x))
+            seen, loss_sum = 0, 0.0
+            for i in range(0, len(x), batch_size):
+                if step >= total:
+                    break
+                idx = np.sort(order[i : i + batch_size])
+                xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+                loss = F.cross_entropy(module(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                for cb in callbacks:
+                    cb(step)
+                seen += len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
+                progress.step(epoch, float(loss.detach()))
+            progress.end_epoch(epoch, loss=loss_sum / max(seen, 1))
+    finally:
+        progress.close()
+        module.eval()
+
+
+def predict(module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits of ``module`` (eval mode, no grad) for ``x``, batched."""
+    import torch
+
+    module.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            out.append(module(torch.from_numpy(x[i : i + batch_size])).float().numpy())
+    return np.concatenate(out)
