@@ -42,15 +42,19 @@ def _cmd_list(args) -> int:
 
     if args.what in ("models", "all"):
         print("models:")
-        for name in registry.list_models(tier=args.tier):
+        names = registry.list_models(tier=args.tier)
+        w = max((len(n) for n in names), default=0)
+        for name in names:
             s = registry.get_model(name)
-            print(f"  {name:<14} {s.framework:<6} {s.tier:<8} {s.description}")
+            print(f"  {name:<{w}}  {s.framework:<6} {s.tier:<10} {s.description}")
     if args.what in ("techniques", "all"):
         print("techniques:")
-        for name in registry.list_techniques():
+        names = registry.list_techniques()
+        w = max((len(n) for n in names), default=0)
+        for name in names:
             t = registry.get_technique(name)
             fws = ",".join(sorted(t.frameworks()))
-            print(f"  {name:<14} {fws:<6} {t.description}")
+            print(f"  {name:<{w}}  {fws:<11} {t.description}")
     return 0
 
 

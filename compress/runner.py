@@ -182,16 +182,19 @@ class Runner:
         return self._models[name]
 
     def derive(self, parent: LoadedModel, step: TechniqueConfig, build: Callable[[], list],
-               extra_versions: tuple[str, ...] = ()) -> LoadedModel:  # fmt: skip
+               extra_versions: tuple[str, ...] = (), handler_version: int = 1) -> LoadedModel:  # fmt: skip
         """A model derived from ``parent`` by a transform ``step``, cached on disk.
 
-        Transform handlers call this with a ``build`` returning the new weights.
+        Transform handlers call this with a ``build`` returning the new weights,
+        and bump ``handler_version`` when a fix changes what ``build`` makes.
         """
         basis = {
             "parent": parent.key,
             "step": step.describe(),
             "versions": self._versions_for(parent.framework, extra_versions),
         }
+        if handler_version != 1:
+            basis["handler_version"] = handler_version
         key = recipe_key(basis)
         weights, cached = self.weights.get_or_build(parent.name, key, build, info=basis)
         log.info("%s: %s %s weights %s", parent.name, type(step).__name__, "cached" if cached else "built", key)

@@ -258,3 +258,21 @@ def test_shape_aware_reload_reproduces_pruned_outputs(name, fraction):
         out = pruned(x)
         assert out.shape == model(x).shape
         assert torch.equal(reloaded(x), out)
+
+
+@needs_real
+def test_schedule_counts_the_fine_tune_images_not_the_training_set(monkeypatch):
+    from compress.techniques.torch_prune import prune_torch
+
+    recipe = TorchImageClassifier("tiny_torch", input_size=28, channels=1, batch_size=64,
+                                  train_size=2000, fine_tune_size=640)  # fmt: skip
+    assert recipe.steps_per_epoch() == 10  # 640 / 64, not 2000 / 64
+    config = MagnitudePruningConfig(final_sparsity=0.5, fine_tune_epochs=1.0, ramp_fraction=0.5, frequency=1)
+    pruned = prune_torch(recipe.build(), recipe, config, "schedule")
+    layer = dict(prunable_layers(pruned))["0"]
+    assert int((layer.weight == 0).sum()) == round(0.5 * layer.weight.numel())
+
+    # a recipe whose steps_per_epoch disagrees with what fit runs must not pass silently
+    monkeypatch.setattr(TorchImageClassifier, "steps_per_epoch", lambda self: 40)
+    with pytest.raises(RuntimeError, match="schedule expected"):
+        prune_torch(recipe.build(), recipe, config, "schedule")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -117,6 +117,10 @@ class TorchImageClassifier:
         x, y = self.data("train")
         return x[: self.fine_tune_size], y[: self.fine_tune_size]
 
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one :meth:`fit` epoch."""
+        return -(-len(self.fine_tune_data()[1]) // self.batch_size)
+
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
         self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
@@ -138,6 +142,3 @@ class TorchImageClassifier:
                   label=f"train {label}")  # fmt: skip
         log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
         return model
-
-    def describe(self) -> dict:
-        return asdict(self)

@@ -137,12 +137,20 @@ def prune_torch(module, recipe, config: MagnitudePruningConfig, label: str):
     for _, layer in layers:
         prune.identity(layer, "weight")  # weight_orig (trained) * weight_mask (all ones for now)
 
+    steps = [0]
+
     def on_step(step: int) -> None:
+        steps[0] = step
         if schedule.updates_at(step):
             _update_masks(layers, schedule.sparsity(step))
 
     recipe.fit(work, epochs=config.fine_tune_epochs, learning_rate=config.learning_rate,
                label=label, callbacks=[on_step])  # fmt: skip
+    if steps[0] < schedule.end_step:
+        raise RuntimeError(
+            f"{label}: the fine-tune ran {steps[0]} steps but the schedule expected {total} "
+            f"(final sparsity at step {schedule.end_step}): recipe.steps_per_epoch() disagrees with fit"
+        )
     for _, layer in layers:
         prune.remove(layer, "weight")
     # prune.remove re-adds ``weight`` after ``bias``; loading by name into a copy of
@@ -166,4 +174,5 @@ def magnitude_prune(model, config: MagnitudePruningConfig, ctx):
         config,
         lambda: model.recipe.weights(prune_torch(model.native, model.recipe, config, label)),
         extra_versions=(),
+        handler_version=2,  # 2: schedule counted on the fine-tune images, not the training set
     )
