@@ -118,16 +118,10 @@ class KerasImageClassifier:
 
     def load(self, weights):
         """The architecture holding ``weights``; rebuilt narrower if they are channel-pruned."""
-        model = self.build()
-        if [tuple(w.shape) for w in model.get_weights()] != [tuple(w.shape) for w in weights]:
-            from compress.techniques.keras_channels import rebuild_for_weights
-
-            model = rebuild_for_weights(model, weights)
-        model.set_weights(list(weights))
-        return model
+        return load_keras_weights(self.build(), weights)
 
     def count_params(self, model) -> int:
-        return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        return count_keras_params(model)
 
     def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
         """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
@@ -156,6 +150,21 @@ class KerasImageClassifier:
                   label=f"train {label}")  # fmt: skip
         log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
         return model
+
+
+def load_keras_weights(model, weights):
+    """``model`` holding ``weights``; rebuilt narrower first if they are channel-pruned."""
+    if [tuple(w.shape) for w in model.get_weights()] != [tuple(w.shape) for w in weights]:
+        from compress.techniques.keras_channels import rebuild_for_weights
+
+        model = rebuild_for_weights(model, weights)
+    model.set_weights(list(weights))
+    return model
+
+
+def count_keras_params(model) -> int:
+    """Trainable parameters of a Keras model."""
+    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
 
 
 def fit_keras(model, x, y, *, epochs: float, learning_rate: float, batch_size: int, seed: int,

@@ -237,16 +237,14 @@ class KerasEfficientNetProbe:
 
     def load(self, weights):
         """The architecture holding ``weights``; rebuilt narrower if they are channel-pruned."""
-        model = self.build()
-        if [tuple(w.shape) for w in model.get_weights()] != [tuple(w.shape) for w in weights]:
-            from compress.techniques.keras_channels import rebuild_for_weights
+        from compress.models.keras_classifier import load_keras_weights
 
-            model = rebuild_for_weights(model, weights)
-        model.set_weights(list(weights))
-        return model
+        return load_keras_weights(self.build(), weights)
 
     def count_params(self, model) -> int:
-        return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        from compress.models.keras_classifier import count_keras_params
+
+        return count_keras_params(model)
 
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune ``model`` on :meth:`fine_tune_data` (Adam, cosine decay; fractions allowed).
