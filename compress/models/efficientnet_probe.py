@@ -31,6 +31,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from compress.models import efficientnet_lite, torch_common
+from compress.models.base import FirstImagesSplits
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ UNSUPPORTED = {"MagnitudePruningConfig": _PRUNING_WHY, "ChannelPruningConfig": _
 
 
 @dataclass(frozen=True)
-class EfficientNetProbe:
+class EfficientNetProbe(FirstImagesSplits, torch_common.TorchArrays):
     """Recipe: pretrained EfficientNet-Lite0 + a linear probe on Fashion-MNIST (torch).
 
     Every field is part of the cache key: change one and the probe is refitted.
@@ -316,23 +317,14 @@ class EfficientNetProbe:
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2!r}")
 
-    # -- data ------------------------------------------------------------------
-    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(x NCHW, y)``: ``train`` = first ``probe_train_size``; ``test`` = first
-        ``test_size`` (None: all 10,000); ``calib`` whole."""
-        limit = {"train": self.probe_train_size, "test": self.test_size}.get(split)
+    # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch), NCHW ------
+    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
         return split_nchw(split, self.input_size, limit)
 
-    def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
-        if self.fine_tune_size <= self.probe_train_size:  # a view: no second copy in memory
-            x, y = self.data("train")
-            return x[: self.fine_tune_size], y[: self.fine_tune_size]
-        return split_nchw("train", self.input_size, self.fine_tune_size)
-
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps of one fine-tune epoch."""
-        return -(-len(self.fine_tune_data()[1]) // self.batch_size)
+    def _limit(self, split: str) -> int | None:
+        """``train``: the first ``probe_train_size``; ``test``: the first ``test_size``
+        (None: all 10,000); ``calib`` whole."""
+        return {"train": self.probe_train_size, "test": self.test_size}.get(split)
 
     # -- outputs -----------------------------------------------------------------
     def task_logits(self, outputs: np.ndarray) -> np.ndarray:
@@ -360,16 +352,6 @@ class EfficientNetProbe:
     def build(self):
         """The 1010-output architecture with fresh weights, in eval mode."""
         return build_probed(self.seed)
-
-    def weights(self, model) -> list[np.ndarray]:
-        return torch_common.state_arrays(model)
-
-    def load(self, weights):
-        """The architecture holding ``weights``; narrower layers if they are channel-pruned."""
-        return torch_common.load_arrays(self.build(), weights).eval()
-
-    def count_params(self, model) -> int:
-        return torch_common.count_params(model)
 
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune the whole ``model`` (probe included) on :meth:`fine_tune_data`.

@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from compress.frameworks import tensorflow
+from compress.models.base import FirstImagesSplits
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,22 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+class KerasArrays:
+    """``weights``, ``load`` and ``count_params`` of a Keras recipe with a ``build()``."""
+
+    def weights(self, model) -> list[np.ndarray]:
+        return model.get_weights()
+
+    def load(self, weights):
+        """The architecture holding ``weights``; rebuilt narrower if they are channel-pruned."""
+        return load_keras_weights(self.build(), weights)
+
+    def count_params(self, model) -> int:
+        return count_keras_params(model)
+
+
 @dataclass(frozen=True)
-class KerasImageClassifier:
+class KerasImageClassifier(FirstImagesSplits, KerasArrays):
     """Recipe of a ``tf_keras.applications`` classifier trained from scratch.
 
     Every field is part of the cache key: change one and the model is retrained.
@@ -83,13 +98,13 @@ class KerasImageClassifier:
     seed: int = 0
     framework: str = field(default="keras", init=False)
 
-    # -- data ------------------------------------------------------------------
-    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Model-ready ``(x, y)`` for a split (``train`` cut to ``train_size``)."""
+    # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) -----------
+    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
         x, y = _preprocessed(split, self.input_size, self.channels)
-        if split == "train" and self.train_size is not None:
-            x, y = x[: self.train_size], y[: self.train_size]
-        return x, y
+        return x[:limit], y[:limit]
+
+    def _limit(self, split: str) -> int | None:
+        return self.train_size if split == "train" else None
 
     # -- model -----------------------------------------------------------------
     def build(self):
@@ -112,25 +127,6 @@ class KerasImageClassifier:
             if isinstance(layer, tf.keras.layers.BatchNormalization):
                 layer.momentum = self.bn_momentum
         return model
-
-    def weights(self, model) -> list[np.ndarray]:
-        return model.get_weights()
-
-    def load(self, weights):
-        """The architecture holding ``weights``; rebuilt narrower if they are channel-pruned."""
-        return load_keras_weights(self.build(), weights)
-
-    def count_params(self, model) -> int:
-        return count_keras_params(model)
-
-    def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
-        x, y = self.data("train")
-        return x[: self.fine_tune_size], y[: self.fine_tune_size]
-
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps of one fine-tune epoch."""
-        return math.ceil(len(self.fine_tune_data()[0]) / self.batch_size)
 
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune ``model`` on :meth:`fine_tune_data` for ``epochs`` (fractions allowed)."""

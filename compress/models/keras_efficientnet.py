@@ -18,7 +18,6 @@ torch recipe with the same fields (deterministic) and copies every tensor.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -29,6 +28,8 @@ import numpy as np
 from compress.frameworks import tensorflow
 from compress.models import efficientnet_lite as E
 from compress.models import efficientnet_probe as P
+from compress.models.base import FirstImagesSplits
+from compress.models.keras_classifier import KerasArrays, fit_keras
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _nhwc(split: str, size: int, limit: int | None) -> tuple[np.ndarray, np.ndar
 
 
 @dataclass(frozen=True)
-class KerasEfficientNetProbe:
+class KerasEfficientNetProbe(FirstImagesSplits, KerasArrays):
     """Recipe: :class:`~compress.models.efficientnet_probe.EfficientNetProbe` ported to tf_keras.
 
     Same fields, same meaning (every one is part of the cache key); inputs are NHWC.
@@ -190,24 +191,15 @@ class KerasEfficientNetProbe:
     def __post_init__(self) -> None:
         self.torch_recipe()  # validates the fields
 
-    # -- data ------------------------------------------------------------------
-    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) -----------
+    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
         """``(x NHWC, y)``: the torch recipe's images, channels last."""
         if split not in ("train", "calib", "test"):
             raise ValueError(f"split must be 'train', 'calib' or 'test', got {split!r}")
-        limit = {"train": self.probe_train_size, "test": self.test_size}.get(split)
         return _nhwc(split, self.input_size, limit)
 
-    def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
-        if self.fine_tune_size <= self.probe_train_size:  # a view: no second copy in memory
-            x, y = self.data("train")
-            return x[: self.fine_tune_size], y[: self.fine_tune_size]
-        return _nhwc("train", self.input_size, self.fine_tune_size)
-
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps of one fine-tune epoch."""
-        return math.ceil(len(self.fine_tune_data()[1]) / self.batch_size)
+    def _limit(self, split: str) -> int | None:
+        return {"train": self.probe_train_size, "test": self.test_size}.get(split)
 
     # -- outputs -----------------------------------------------------------------
     def task_logits(self, outputs: np.ndarray) -> np.ndarray:
@@ -232,28 +224,12 @@ class KerasEfficientNetProbe:
         """The untrained functional architecture."""
         return build_keras(self.input_size)
 
-    def weights(self, model) -> list[np.ndarray]:
-        return model.get_weights()
-
-    def load(self, weights):
-        """The architecture holding ``weights``; rebuilt narrower if they are channel-pruned."""
-        from compress.models.keras_classifier import load_keras_weights
-
-        return load_keras_weights(self.build(), weights)
-
-    def count_params(self, model) -> int:
-        from compress.models.keras_classifier import count_keras_params
-
-        return count_keras_params(model)
-
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune ``model`` on :meth:`fine_tune_data` (Adam, cosine decay; fractions allowed).
 
         The loss is cross-entropy over the 10 probe logits only, and BatchNorm
         keeps its running statistics, as in the torch recipe.
         """
-        from compress.models.keras_classifier import fit_keras
-
         tf = tensorflow()
         xent = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

@@ -309,7 +309,9 @@ class KerasImageNetClassifier:
         return model
 
     def count_params(self, model) -> int:
-        return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        from compress.models.keras_classifier import count_keras_params
+
+        return count_keras_params(model)
 
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Not supported: there is no ImageNet training set here, so nothing is fine-tuned.

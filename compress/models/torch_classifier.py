@@ -10,6 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from compress.models import torch_common
+from compress.models.base import FirstImagesSplits
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _tiny_torch(num_classes: int = 10):
 
 
 @dataclass(frozen=True)
-class TorchImageClassifier:
+class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
     """Recipe of a ``torchvision.models`` classifier trained from scratch.
 
     Every field is part of the cache key: change one and the model is retrained.
@@ -85,12 +86,15 @@ class TorchImageClassifier:
     seed: int = 0
     framework: str = field(default="torch", init=False)
 
-    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Model-ready ``(x, y)`` for a split, NCHW (``train`` cut to ``train_size``)."""
+    # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch), NCHW ------
+    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
         x, y = _preprocessed(split, self.input_size, self.channels)
-        if split == "train" and self.train_size is not None:
-            x, y = x[: self.train_size], y[: self.train_size]
-        return x, y
+        return x[:limit], y[:limit]
+
+    def _limit(self, split: str) -> int | None:
+        return self.train_size if split == "train" else None
+
+    # -- model -----------------------------------------------------------------
 
     def build(self):
         """The untrained architecture (deterministic given ``seed``), in eval mode."""
@@ -102,24 +106,6 @@ class TorchImageClassifier:
         import torchvision
 
         return getattr(torchvision.models, self.arch)(weights=None, num_classes=10).eval()
-
-    def weights(self, model) -> list[np.ndarray]:
-        return torch_common.state_arrays(model)
-
-    def load(self, weights):
-        return torch_common.load_arrays(self.build(), weights).eval()
-
-    def count_params(self, model) -> int:
-        return torch_common.count_params(model)
-
-    def fine_tune_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """What :meth:`fit` trains on: the first ``fine_tune_size`` training images."""
-        x, y = self.data("train")
-        return x[: self.fine_tune_size], y[: self.fine_tune_size]
-
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps of one :meth:`fit` epoch."""
-        return -(-len(self.fine_tune_data()[1]) // self.batch_size)
 
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""

@@ -72,6 +72,20 @@ def count_params(module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
+class TorchArrays:
+    """``weights``, ``load`` and ``count_params`` of a torch recipe with a ``build()``."""
+
+    def weights(self, model) -> list[np.ndarray]:
+        return state_arrays(model)
+
+    def load(self, weights):
+        """The architecture holding ``weights``; narrower layers if they are channel-pruned."""
+        return load_arrays(self.build(), weights).eval()
+
+    def count_params(self, model) -> int:
+        return count_params(model)
+
+
 def fit(
     module,
     x: np.ndarray,

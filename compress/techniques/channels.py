@@ -7,11 +7,14 @@ that ships is physically smaller and does less arithmetic.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from compress.registry import TechniqueConfig, check_range
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,19 @@ def kept_channels(scores: np.ndarray, fraction: float, round_to: int = 1) -> np.
     # stable: ties keep the lower index, so the choice is deterministic
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     return np.sort(order[:keep])
+
+
+def fine_tune_pruned(model, pruned, config: ChannelPruningConfig, detail: str = "") -> list[np.ndarray]:
+    """Log the parameter counts, fine-tune ``pruned`` as ``config`` says; its weights.
+
+    ``model`` is the dense registered model (``.name``, ``.recipe``, ``.native``);
+    what is returned is what the model cache stores for the pruned one.
+    """
+    recipe = model.recipe
+    log.info("%s: pruned %.0f%% of the channels%s: %d -> %d parameters", model.name,
+             config.fraction * 100, detail, recipe.count_params(model.native),
+             recipe.count_params(pruned))  # fmt: skip
+    if config.fine_tune_epochs > 0:
+        recipe.fit(pruned, epochs=config.fine_tune_epochs, learning_rate=config.learning_rate,
+                   label=f"channel-prune {model.name} {config.fraction:.0%}")  # fmt: skip
+    return recipe.weights(pruned)

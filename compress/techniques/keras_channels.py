@@ -30,7 +30,7 @@ import numpy as np
 
 from compress.frameworks import tensorflow
 from compress.registry import register_handler
-from compress.techniques.channels import ChannelPruningConfig, kept_channels
+from compress.techniques.channels import ChannelPruningConfig, fine_tune_pruned, kept_channels
 
 log = logging.getLogger(__name__)
 
@@ -302,24 +302,10 @@ def channel_prune(model, config: ChannelPruningConfig, ctx):
     def build() -> list[np.ndarray]:
         from compress.models.keras_classifier import set_determinism
 
-        recipe = model.recipe
-        set_determinism(recipe.seed)
-        dense = model.native
-        groups = channel_groups(dense)
-        pruned = prune_channels(dense, config.fraction)
+        set_determinism(model.recipe.seed)
+        groups = channel_groups(model.native)
+        pruned = prune_channels(model.native, config.fraction)
         changed = sum(pruned.get_layer(g.producer).filters < g.channels for g in groups)
-        log.info(
-            "%s: pruned %d of %d channel groups by %.0f%%: %d -> %d parameters",
-            model.name, changed, len(groups), config.fraction * 100,
-            recipe.count_params(dense), recipe.count_params(pruned),
-        )  # fmt: skip
-        if config.fine_tune_epochs > 0:
-            recipe.fit(
-                pruned,
-                epochs=config.fine_tune_epochs,
-                learning_rate=config.learning_rate,
-                label=f"channel-prune {model.name} {config.fraction:.0%}",
-            )
-        return recipe.weights(pruned)
+        return fine_tune_pruned(model, pruned, config, f" of {changed} of {len(groups)} channel groups")
 
     return ctx.derive(model, config, build)

@@ -28,7 +28,7 @@ import logging
 import numpy as np
 
 from compress.registry import register_handler
-from compress.techniques.channels import ChannelPruningConfig
+from compress.techniques.channels import ChannelPruningConfig, fine_tune_pruned
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +164,7 @@ def channel_prune(model, config: ChannelPruningConfig, ctx):
         # one image, for tracing shapes only (the test split is loaded for evaluation anyway)
         example = torch.from_numpy(np.ascontiguousarray(recipe.data("test")[0][:1]))
         pruned = prune_channels(model.native, config.fraction, example)
-        log.info(
-            "%s: pruned %.0f%% of the channels of every group: %d -> %d parameters",
-            model.name, config.fraction * 100,
-            recipe.count_params(model.native), recipe.count_params(pruned),
-        )  # fmt: skip
-        if config.fine_tune_epochs > 0:
-            recipe.fit(
-                pruned,
-                epochs=config.fine_tune_epochs,
-                learning_rate=config.learning_rate,
-                label=f"channel-prune {model.name} {config.fraction:.0%}",
-            )
-        return recipe.weights(pruned)
+        return fine_tune_pruned(model, pruned, config, " of every group")
 
     # torch-pruning takes part in the cache key once frameworks.versions() reports it.
     return ctx.derive(model, config, build, extra_versions=("torch-pruning",))
