@@ -30,9 +30,8 @@ __all__ = [
     "pairs", "handler_for", "check_range",
 ]  # fmt: skip
 
-# default: the merge gate. extended: registered and runnable (--tier extended), not yet
-# in the gate's time budget. unit: fast models for tests. pretrained: needs user weights/data.
-TIERS = ("default", "extended", "unit", "pretrained")
+# default: the merge gate. unit: fast models for tests. pretrained: needs user weights/data.
+TIERS = ("default", "unit", "pretrained")
 
 
 class UnknownNameError(KeyError):

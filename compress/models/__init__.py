@@ -12,7 +12,7 @@ def mobilenetv2():
     return KerasImageClassifier("MobileNetV2", (("alpha", 0.35),), input_size=32, epochs=10)
 
 
-@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="extended")
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist")
 def resnet50():
     """tf_keras ResNet50 (32 px), trained from scratch on 20,000 Fashion-MNIST images."""
     return KerasImageClassifier(
@@ -21,7 +21,7 @@ def resnet50():
     )
 
 
-@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="extended")
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist")
 def inceptionv3():
     """tf_keras InceptionV3 (75 px, its minimum), trained from scratch on 20,000 Fashion-MNIST images."""
     return KerasImageClassifier(
