@@ -169,6 +169,10 @@ class Runner:
             }
             if hasattr(recipe, "source_digest"):  # weights read from a user's file
                 basis["source"] = recipe.source_digest()
+            if spec.framework == "torch":  # what torch training makes depends on it
+                from compress.models.torch_common import TRAIN_THREADS
+
+                basis["train_threads"] = TRAIN_THREADS
             build = lambda: recipe.weights(recipe.train(name))  # noqa: E731
             port_of = getattr(recipe, "port_of", None)
             if port_of:  # a port to another framework of a registered model: reuse its weights

@@ -95,7 +95,6 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
         return self.train_size if split == "train" else None
 
     # -- model -----------------------------------------------------------------
-
     def build(self):
         """The untrained architecture (deterministic given ``seed``), in eval mode."""
         import torch

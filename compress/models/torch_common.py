@@ -86,6 +86,15 @@ class TorchArrays:
         return count_params(model)
 
 
+# Intra-op threads of every torch fit. Float reductions split over another number
+# of threads add up in another order, and over thousands of steps that is another
+# model. The runtimes set their own thread counts for inference and do not restore
+# them, so without a fixed count a model's weights depended on what the process
+# had timed before training it: ResNet18 retrained on an empty cache differed from
+# the cached one (0.9029 vs 0.9000 top-1). Part of every torch model's cache key.
+TRAIN_THREADS = 1
+
+
 def fit(
     module,
     x: np.ndarray,
@@ -103,8 +112,22 @@ def fit(
 
     ``epochs`` may be fractional (that many optimizer steps). ``callbacks`` are
     called with the global step after every optimizer step (pruning schedules
-    hook in here). Shuffling and initial state are seeded by ``seed``.
+    hook in here). Shuffling and initial state are seeded by ``seed``, and the
+    intra-op thread count is :data:`TRAIN_THREADS` for the whole fit (restored
+    after), so the same recipe gives the same weights whatever ran before.
     """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        _fit(module, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+             seed=seed, label=label, callbacks=callbacks, weight_decay=weight_decay)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callbacks, weight_decay) -> None:
     import torch
     import torch.nn.functional as F
 
