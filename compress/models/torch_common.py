@@ -90,8 +90,10 @@ class TorchArrays:
 # of threads add up in another order, and over thousands of steps that is another
 # model. The runtimes set their own thread counts for inference and do not restore
 # them, so without a fixed count a model's weights depended on what the process
-# had timed before training it: ResNet18 retrained on an empty cache differed from
-# the cached one (0.9029 vs 0.9000 top-1). Part of every torch model's cache key.
+# had timed before training it: ResNet18 trained on two threads scored 0.9029 top-1,
+# on one 0.9000 (bit-identical to the model cached earlier, which had been trained
+# after a one-thread timing). Part of every torch model's cache key; one thread took
+# 410 s for ResNet18's 3 epochs here, two 180 s.
 TRAIN_THREADS = 1
 
 
