@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -31,8 +30,6 @@ import numpy as np
 from compress.frameworks import tensorflow
 from compress.registry import register_handler
 from compress.techniques.channels import ChannelPruningConfig, fine_tune_pruned, kept_channels
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ChannelGroup", "channel_groups", "prune_channels", "rebuild_for_weights", "channel_prune"]
 

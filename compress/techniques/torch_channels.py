@@ -23,14 +23,11 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
 
 import numpy as np
 
 from compress.registry import register_handler
 from compress.techniques.channels import ChannelPruningConfig, fine_tune_pruned
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ROUND_TO", "output_layers", "channel_pruner", "prune_channels", "channel_prune"]
 
