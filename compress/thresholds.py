@@ -16,15 +16,29 @@ dense; its zeros pay off once compressed). The reference pair (``fp32``), whose
 ratios are 1 by definition, bounds its absolute top-1 ``accuracy`` instead. A bound is never loosened to
 make a run pass; changing one is a reviewed diff whose ``last`` shows the
 measurement that motivated it.
+
+The accuracy-type min bounds (``retention``, ``accuracy``) are judged with
+statistics (``compress.stats``): a pair fails only when we are ``CONFIDENCE``
+(95%) sure that the true value is below the floor, i.e. when the one-sided upper
+confidence bound, which the runner records as ``retention_upper`` /
+``accuracy_upper`` beside the point value, is below it. Size and latency bounds
+compare the measured value.
+
+``parse`` checks the file's form; ``check_registered`` (called by ``load``)
+checks that every entry names a registered model and a technique that applies to
+it, so a misspelt entry fails before any model is trained.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from compress.stats import CONFIDENCE
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "thresholds.toml"
 
@@ -37,6 +51,11 @@ METRICS = {
     # batch-1 latency / the same runtime's fp32 latency, measured interleaved in one test
     "latency_ratio": "max",
 }
+# min bounds judged by their one-sided upper CONFIDENCE bound, read from "<metric>_upper"
+STATISTICAL = ("retention", "accuracy")
+UPPER_SUFFIX = "_upper"
+# the largest value a bound (or its `last`) on the metric can meaningfully take
+_CEILING = {"accuracy": 1.0, "retention": 1.5}
 
 
 class ThresholdsError(ValueError):
@@ -59,6 +78,7 @@ class Bound:
 class Bounds:
     key: str
     bounds: tuple[Bound, ...]
+    source: str = "<thresholds>"  # the file the entry was read from
 
     def __getitem__(self, metric: str) -> Bound:
         for b in self.bounds:
@@ -67,13 +87,38 @@ class Bounds:
         raise KeyError(metric)
 
     def violations(self, metrics: dict) -> list[str]:
-        """One message per violated bound, naming the pair, the bound and the measured value."""
+        """One message per violated bound, naming the pair, the bound and the measured value.
+
+        ``retention`` and ``accuracy`` min bounds are judged by ``<metric>_upper``,
+        their one-sided upper ``CONFIDENCE`` bound: they fail only when it is below
+        the floor. Without it they fail too (never a silent pass).
+        """
         out = []
         for b in self.bounds:
             if b.metric not in metrics:
                 out.append(f"{self.key}: {b.metric} was not measured but has a bound")
                 continue
             v = metrics[b.metric]
+            if b.kind == "min" and b.metric in STATISTICAL:
+                upper_key = b.metric + UPPER_SUFFIX
+                if upper_key not in metrics:
+                    out.append(
+                        f"{self.key}: {b.metric} {v:.4f} was measured without its per-example outcomes "
+                        f"(no {upper_key}), so min {b.value} cannot be judged at {CONFIDENCE:.0%} "
+                        f"confidence (last recorded {b.last})"
+                    )
+                    continue
+                upper = metrics[upper_key]
+                if upper != upper:  # NaN: never a pass
+                    out.append(f"{self.key}: {b.metric} {v:.4f}: {upper_key} is NaN, so min {b.value} "
+                               f"cannot be judged (last recorded {b.last})")  # fmt: skip
+                elif not b.holds(upper):
+                    out.append(
+                        f"{self.key}: {b.metric} {v:.4f} is below min {b.value} with {CONFIDENCE:.0%} "
+                        f"confidence: its upper {CONFIDENCE:.0%} bound is {upper:.4f} "
+                        f"(last recorded {b.last})"
+                    )
+                continue
             if not b.holds(v):
                 verb = "exceeds max" if b.kind == "max" else "is below min"
                 out.append(f"{self.key}: {b.metric} {v:.4f} {verb} {b.value} (last recorded {b.last})")
@@ -86,32 +131,56 @@ def _number(key: str, value: object) -> float:
     return float(value)
 
 
+def _did_you_mean(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _bound(where: str, metric: str, kind: str, sub: object) -> Bound:
+    other = "min" if kind == "max" else "max"
+    form = f"{metric} = {{ {kind} = ..., last = ... }}"
+    if not isinstance(sub, dict):
+        raise ThresholdsError(f"{where}: expected a table {form}, got {sub!r}")
+    if other in sub:
+        raise ThresholdsError(
+            f"{where}: {metric} takes a {kind} bound, not a {other} one "
+            f"({'it must be reached' if kind == 'min' else 'it must not be exceeded'}): write {form}"
+        )
+    if kind not in sub:
+        raise ThresholdsError(f"{where}: missing {{ {kind} = ..., last = ... }}")
+    extra = sorted(set(sub) - {kind, "last"})
+    if extra:
+        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last")
+    value = _number(f"{where}.{kind}", sub[kind])
+    last = None if sub.get("last") is None else _number(f"{where}.last", sub["last"])
+    ceiling = _CEILING.get(metric)
+    if kind == "max" and not value > 0:
+        raise ThresholdsError(f"{where}.max must be > 0")
+    if kind == "min" and not 0 <= value <= (ceiling or math.inf):
+        raise ThresholdsError(f"{where}.min must be in [0, {ceiling}]")
+    if last is not None and not 0 <= last <= (ceiling or math.inf):
+        span = f"in [0, {ceiling}]" if ceiling else ">= 0"
+        raise ThresholdsError(f"{where}.last must be {span} (a measured {metric}), got {last!r}")
+    return Bound(metric, kind, value, last)
+
+
 def _entry(source: str, key: str, entry: object) -> Bounds:
     if not isinstance(entry, dict):
         raise ThresholdsError(f"{source}: {key}: expected a table with retention and size_ratio or gzip_ratio")
     unknown = sorted(set(entry) - set(METRICS))
     if unknown:
-        raise ThresholdsError(f"{source}: {key}.{unknown[0]}: unknown key; valid: {', '.join(METRICS)}")
+        raise ThresholdsError(
+            f"{source}: {key}.{unknown[0]}: unknown key.{_did_you_mean(unknown[0], list(METRICS))} "
+            f"Valid: {', '.join(METRICS)}"
+        )
     if not entry:
         raise ThresholdsError(f"{source}: {key}: no bounds; valid: {', '.join(METRICS)}")
-    bounds = []
-    for metric, kind in METRICS.items():
-        if metric not in entry:
-            continue
-        sub, where = entry[metric], f"{source}: {key}.{metric}"
-        if not isinstance(sub, dict) or kind not in sub:
-            raise ThresholdsError(f"{where}: missing {{ {kind} = ..., last = ... }}")
-        extra = sorted(set(sub) - {kind, "last"})
-        if extra:
-            raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last")
-        value = _number(f"{where}.{kind}", sub[kind])
-        last = None if sub.get("last") is None else _number(f"{where}.last", sub["last"])
-        if kind == "max" and not value > 0:
-            raise ThresholdsError(f"{where}.max must be > 0")
-        if kind == "min" and not 0 <= value <= 1.5:
-            raise ThresholdsError(f"{where}.min must be in [0, 1.5]")
-        bounds.append(Bound(metric, kind, value, last))
-    return Bounds(key, tuple(bounds))
+    bounds = [
+        _bound(f"{source}: {key}.{metric}", metric, kind, entry[metric])
+        for metric, kind in METRICS.items()
+        if metric in entry
+    ]
+    return Bounds(key, tuple(bounds), source)
 
 
 def parse(text: str, source: str = "<thresholds>") -> dict[str, Bounds]:
@@ -120,19 +189,69 @@ def parse(text: str, source: str = "<thresholds>") -> dict[str, Bounds]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ThresholdsError(f"{source}: not valid TOML: {exc}") from None
+    if not doc:
+        raise ThresholdsError(f"{source}: no entries; expected one [model.technique] table per pair")
     out = {}
     for model, techniques in doc.items():
         if not isinstance(techniques, dict):
             raise ThresholdsError(f"{source}: {model}: expected a table of techniques")
+        if "." in model or not model:
+            raise ThresholdsError(f"{source}: {model!r}: not a model name (write [model.technique] unquoted)")
+        if not techniques:
+            raise ThresholdsError(f"{source}: {model}: no techniques; expected [{model}.<technique>] tables")
         for technique, entry in techniques.items():
             key = f"{model}.{technique}"
+            if "." in technique or not technique:
+                raise ThresholdsError(f"{source}: {key!r}: not a technique name (write [model.technique] unquoted)")
             out[key] = _entry(source, key, entry)
     return out
 
 
-def load(path: Path | str = DEFAULT_PATH) -> dict[str, Bounds]:
+def check_registered(table: dict[str, Bounds]) -> None:
+    """Raise ThresholdsError naming every entry that is not a registered, applicable pair.
+
+    An entry must name a registered model (any tier) and a registered technique
+    that applies to the model's framework. Every bad entry is listed at once,
+    with a close match where there is one. Cheap: importing the registry imports
+    no framework.
+    """
+    from compress import registry
+
+    models = registry.list_models()
+    techniques = registry.list_techniques()
+    problems = []
+    for key, bounds in table.items():
+        model, _, technique = key.partition(".")
+        where = f"{bounds.source}: [{key}]"
+        bad = []
+        if model not in models:
+            bad.append(f"unknown model {model!r}.{_did_you_mean(model, models)}")
+        if technique not in techniques:
+            bad.append(f"unknown technique {technique!r}.{_did_you_mean(technique, techniques)}")
+        elif model in models:
+            framework = registry.get_model(model).framework
+            applicable = registry.list_techniques(framework=framework)
+            if technique not in applicable:
+                bad.append(
+                    f"technique {technique!r} does not apply to {framework} model {model!r}."
+                    f"{_did_you_mean(technique, applicable)} {framework} techniques: {', '.join(applicable)}"
+                )
+        if bad:
+            problems.append(f"{where}: {' '.join(bad)}")
+    if problems:
+        raise ThresholdsError(
+            f"{len(problems)} thresholds entr{'y names' if len(problems) == 1 else 'ies name'} "
+            "no registered, applicable pair:\n  " + "\n  ".join(problems)
+        )
+
+
+def load(path: Path | str = DEFAULT_PATH, *, registered: bool = True) -> dict[str, Bounds]:
+    """Read and validate a thresholds file; with ``registered``, also ``check_registered``."""
     path = Path(path)
-    return parse(path.read_text(), str(path))
+    table = parse(path.read_text(), str(path))
+    if registered:
+        check_registered(table)
+    return table
 
 
 def lookup(thresholds: dict[str, Bounds], model: str, technique: str) -> Bounds:
