@@ -1,32 +1,78 @@
 """On-disk cache of trained models, outside the repository.
 
 Layout: ``$COMPRESS_BENCH_CACHE`` (default ``~/.cache/compress-bench``) holds
-``models/<name>-<key>.npz`` with a ``.json`` manifest beside it. The key is a
-hash of the recipe and the library versions that produced the file. A file is
-used only when its manifest exists and its SHA-256 matches; anything else
-(a crash mid-write, a truncated or corrupt file) is deleted and rebuilt.
-Writes are atomic: temporary file, fsync, ``os.replace``; the manifest is
-written last, so a file without a manifest is never trusted.
+``models/<name>-<key>.npz`` with a ``.json`` manifest and a ``.lock`` file
+beside it. The key is a hash of the recipe and the library versions that
+produced the file.
+
+Nothing half-written is ever used:
+
+- A file is used only when its manifest exists and its SHA-256 matches;
+  anything else (a process killed mid-write, a truncated or corrupt file) is
+  deleted and rebuilt. The manifest is written last, so a file without a
+  manifest is never trusted.
+- Writes are atomic (:func:`atomic_write_bytes`: temporary file in the same
+  directory, fsync, ``os.replace``, fsync of the directory), so a reader sees
+  the old file or the new one, never a partial one.
+- Building and saving an entry happens under the entry's lock
+  (``models/<name>-<key>.lock``, :func:`locked`, a ``flock`` taken through
+  :mod:`filelock`). Two processes (two CI jobs on one runner) asking for the
+  same missing entry build it once: the second logs that it waits, then
+  reuses what the first saved. The kernel releases a ``flock`` when its
+  holder dies, so a killed process never leaves a lock that blocks; the empty
+  ``.lock`` files are left in place on purpose (removing a lock file another
+  process is waiting on would let two processes hold "the" lock).
+- A killed writer can leave a temporary file (``.<file>.XXXXXXXX.tmp``). When
+  an entry is built, the entry's own temporaries are removed (its lock is held,
+  so whoever wrote them is dead), and so is any temporary in ``models/`` older
+  than :data:`STALE_TMP_SECONDS` (6 hours: no live write takes that long).
+  Process ids are not used to judge temporaries: a cache shared between
+  containers or hosts sees other PID namespaces.
+- A full disk (``ENOSPC``) or an exceeded quota (``EDQUOT``) raises
+  :class:`CacheWriteError`, which names the file and says why; the temporary
+  is removed, and :meth:`WeightsCache.save` removes a ``.npz`` whose manifest
+  could not be written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
 ENV_CACHE = "COMPRESS_BENCH_CACHE"
+
+#: Temporaries older than this (seconds since their last write) belong to a dead writer.
+STALE_TMP_SECONDS = 6 * 3600
+#: While waiting for another process's lock, say so again this often (seconds).
+WAIT_LOG_SECONDS = 60.0
+
+# ``tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp")`` names: 8 random characters.
+_TMP_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")
+_DISK_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
+
+
+class CacheWriteError(OSError):
+    """A file could not be written because its file system is full or over quota.
+
+    ``errno`` is the original ``ENOSPC`` or ``EDQUOT``; the message names the
+    destination. No temporary or partial file is left behind.
+    """
 
 
 def cache_root() -> Path:
@@ -59,55 +105,211 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: some file systems refuse)."""
     try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one.
+
+    The bytes go to a temporary file in the same directory (``.<name>.XXXXXXXX.tmp``),
+    are fsynced, and the file is renamed over ``path``. On any failure the
+    temporary is removed and ``path`` is left as it was.
+
+    Raises:
+        CacheWriteError: the file system is full (``ENOSPC``) or over quota
+            (``EDQUOT``); the message names ``path``.
+        OSError: any other write failure, unchanged.
+    """
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; cache files are shareable
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            raise CacheWriteError(
+                exc.errno,
+                f"cannot write {path}: {_DISK_FULL[exc.errno]} ({os.strerror(exc.errno)}); "
+                f"nothing was written; free space on the file system holding {path.parent} and run again",
+            ) from exc
         raise
+    _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(
+    directory: Path, older_than: float = STALE_TMP_SECONDS, targets: tuple[str, ...] | None = None
+) -> list[Path]:
+    """Remove the temporaries :func:`atomic_write_bytes` left in ``directory``.
+
+    A temporary is removed when it was last written more than ``older_than``
+    seconds ago, or, whatever its age, when it is a temporary of one of the file
+    names in ``targets`` (pass them only while holding their lock: then no live
+    process is writing them). Returns the removed paths; errors are ignored.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TMP_NAME.match(entry.name)
+        if not m:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if not (targets and m["target"] in targets) and now - entry.stat().st_mtime <= older_than:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d temporary file(s) left by killed writers in %s", len(removed), directory)
+    return removed
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, what: str | None = None, timeout: float | None = None) -> Iterator[FileLock]:
+    """Hold the inter-process lock of ``path`` (the file ``<path>.lock``) for the block.
+
+    The lock is a ``flock`` (:class:`filelock.FileLock`): the kernel releases it
+    when the holding process dies, so a killed holder never blocks anyone. It is
+    reentrant within a thread (nested ``locked(path)`` blocks do not deadlock).
+    When another process holds it, an INFO line names ``what`` (default: the
+    path) and the lock file, and is repeated every :data:`WAIT_LOG_SECONDS`.
+
+    Use it with :func:`atomic_write_bytes` for check-then-write sequences::
+
+        with locked(dest):
+            if not dest.exists():
+                atomic_write_bytes(dest, compute())
+
+    Args:
+        path: the protected file or entry; the lock file is ``str(path) + ".lock"``.
+        what: how to name the protected thing in log lines.
+        timeout: seconds to wait at most (``0``: one attempt); ``None`` waits forever.
+
+    Raises:
+        filelock.Timeout: ``timeout`` expired with the lock still held elsewhere.
+    """
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path, is_singleton=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        if timeout is not None and timeout <= 0:
+            raise
+        label = what or str(path)
+        log.info("waiting for %s: another process holds %s (it is building or writing it)", label, lock_path)
+        start = time.monotonic()
+        while True:
+            waited = time.monotonic() - start
+            step = WAIT_LOG_SECONDS if timeout is None else min(WAIT_LOG_SECONDS, timeout - waited)
+            try:
+                lock.acquire(timeout=max(step, 0.0))
+                break
+            except Timeout:
+                waited = time.monotonic() - start
+                if timeout is not None and waited >= timeout:
+                    raise
+                log.info("still waiting for %s after %.0f s (lock %s)", label, waited, lock_path)
+        log.info("%s: got the lock after waiting %.1f s", label, time.monotonic() - start)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 class WeightsCache:
-    """A verified store of weight lists (``list[np.ndarray]``) keyed by recipe."""
+    """A verified store of weight lists (``list[np.ndarray]``) keyed by recipe.
+
+    Safe to share between processes: see the module docstring.
+    """
 
     def __init__(self, root: Path | None = None):
         self.root = (root or cache_root()) / "models"
 
+    def entry(self, name: str, key: str) -> Path:
+        """The entry's path without suffix; its lock file is this plus ``.lock``."""
+        return self.root / f"{name}-{key}"
+
     def paths(self, name: str, key: str) -> tuple[Path, Path]:
-        stem = self.root / f"{name}-{key}"
+        stem = self.entry(name, key)
         return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
+    def _lock(self, name: str, key: str, timeout: float | None = None) -> contextlib.AbstractContextManager:
+        return locked(self.entry(name, key), what=f"cache entry {name}-{key}", timeout=timeout)
+
+    @staticmethod
+    def _read(data: Path, manifest: Path) -> list[np.ndarray]:
+        """The verified weights; raises on any defect."""
+        meta = json.loads(manifest.read_text())
+        blob = data.read_bytes()  # hashed and parsed from the same bytes, whatever renames happen meanwhile
+        if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+            raise ValueError("checksum mismatch")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            return [z[f"w{i}"] for i in range(meta["count"])]
+
     def load(self, name: str, key: str) -> list[np.ndarray] | None:
-        """Return the cached weights, or None when absent or not verifiable."""
+        """Return the cached weights, or None when absent or not verifiable.
+
+        An unusable entry is deleted, unless another process holds its lock (it
+        may be writing it right now): then it is left alone and None returned.
+        """
         data, manifest = self.paths(name, key)
         if not data.exists() and not manifest.exists():
             return None
         try:
-            meta = json.loads(manifest.read_text())
-            if sha256_file(data) != meta["sha256"]:
-                raise ValueError("checksum mismatch")
-            with np.load(data, allow_pickle=False) as z:
-                return [z[f"w{i}"] for i in range(meta["count"])]
-        except Exception as exc:  # any defect means: rebuild, never use
-            log.warning("cache entry %s is unusable (%s); rebuilding it", data.name, exc)
-            data.unlink(missing_ok=True)
-            manifest.unlink(missing_ok=True)
+            return self._read(data, manifest)
+        except Exception:
+            pass
+        try:
+            with self._lock(name, key, timeout=0):
+                try:
+                    return self._read(data, manifest)  # its writer may have finished meanwhile
+                except Exception as exc:  # any defect means: rebuild, never use
+                    if data.exists() or manifest.exists():
+                        log.warning("cache entry %s is unusable (%s); rebuilding it", data.name, exc)
+                    data.unlink(missing_ok=True)
+                    manifest.unlink(missing_ok=True)
+                    return None
+        except Timeout:
+            log.info("cache entry %s is being written by another process", data.name)
             return None
 
     def save(self, name: str, key: str, weights: list[np.ndarray], info: dict) -> Path:
+        """Store ``weights`` (under the entry's lock); the manifest is written last.
+
+        Raises:
+            CacheWriteError: the disk is full or over quota; neither the ``.npz``
+                nor the manifest is left behind.
+        """
         data, manifest = self.paths(name, key)
         buf = io.BytesIO()
         np.savez(buf, **{f"w{i}": np.asarray(w) for i, w in enumerate(weights)})
         blob = buf.getvalue()
-        atomic_write_bytes(data, blob)
         meta = {
             "name": name,
             "key": key,
@@ -117,16 +319,35 @@ class WeightsCache:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **info,
         }
-        atomic_write_bytes(manifest, json.dumps(_jsonable(meta), indent=2).encode())
+        with self._lock(name, key):
+            atomic_write_bytes(data, blob)
+            try:
+                atomic_write_bytes(manifest, json.dumps(_jsonable(meta), indent=2).encode())
+            except BaseException:
+                data.unlink(missing_ok=True)  # never used without its manifest: do not leave it on a full disk
+                manifest.unlink(missing_ok=True)  # an older manifest would not match the new data either
+                raise
         return data
 
     def get_or_build(
         self, name: str, key: str, build: Callable[[], list[np.ndarray]], info: dict
     ) -> tuple[list[np.ndarray], bool]:
-        """Return ``(weights, cached)``: from the cache, or built and then stored."""
+        """Return ``(weights, cached)``: from the cache, or built and then stored.
+
+        A complete entry is read without locking. Otherwise the entry's lock is
+        taken (waiting, with a log line, while another process builds it), the
+        cache checked again, and only if the entry is still missing is ``build``
+        called and its result saved, so concurrent callers build it once.
+        """
         weights = self.load(name, key)
         if weights is not None:
             return weights, True
-        weights = build()
-        self.save(name, key, weights, info)
+        with self._lock(name, key):
+            data, manifest = self.paths(name, key)
+            remove_stale_temporaries(self.root, targets=(data.name, manifest.name))
+            weights = self.load(name, key)
+            if weights is not None:
+                return weights, True
+            weights = build()
+            self.save(name, key, weights, info)
         return weights, False

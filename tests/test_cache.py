@@ -1,9 +1,12 @@
 import json
+import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from compress import cache
 from compress.cache import WeightsCache, atomic_write_bytes, recipe_key
 
 
@@ -76,3 +79,36 @@ def test_atomic_write_leaves_no_temporary_files_on_failure(tmp_path, monkeypatch
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_building_an_entry_removes_stale_temporaries(tmp_path):
+    """A killed writer's temporaries go: the entry's own at once, any other after STALE_TMP_SECONDS."""
+    c = WeightsCache(tmp_path)
+    c.root.mkdir(parents=True)
+    old = time.time() - cache.STALE_TMP_SECONDS - 60
+    own = c.root / ".m-k.npz.a1b2c3d4.tmp"  # this entry's: its lock is held while building, so its writer is dead
+    other_old = c.root / ".n-k.json.zz_99xyz.tmp"
+    other_new = c.root / ".n-k.npz.q1w2e3r4.tmp"  # may belong to a live writer of another entry
+    unrelated = c.root / "notes.tmp"
+    for p in (own, other_old, other_new, unrelated):
+        p.write_bytes(b"partial")
+    for p in (other_old, unrelated):
+        os.utime(p, (old, old))
+    c.get_or_build("m", "k", weights, {})
+    assert sorted(p.name for p in c.root.iterdir()) == sorted(
+        [other_new.name, unrelated.name, "m-k.json", "m-k.lock", "m-k.npz"]
+    )
+
+
+def test_a_cached_entry_is_read_without_taking_its_lock(tmp_path, monkeypatch):
+    c = WeightsCache(tmp_path)
+    c.save("m", "k", weights(), {})
+    monkeypatch.setattr(cache, "locked", lambda *a, **k: pytest.fail("locked on the read path"))
+    assert c.get_or_build("m", "k", lambda: pytest.fail("rebuilt"), {})[1] is True
+
+
+def test_the_entry_lock_file_sits_beside_the_entry(tmp_path):
+    c = WeightsCache(tmp_path)
+    assert c.entry("m", "k") == tmp_path / "models" / "m-k"
+    c.get_or_build("m", "k", weights, {})
+    assert (tmp_path / "models" / "m-k.lock").is_file()

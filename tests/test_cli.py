@@ -14,8 +14,9 @@ def restore_env(monkeypatch):
     for var in ("COMPRESS_BENCH_DATA", "COMPRESS_BENCH_CACHE"):
         if var in os.environ:
             monkeypatch.setenv(var, os.environ[var])
-        else:
-            monkeypatch.delenv(var, raising=False)
+        else:  # setenv records "absent" for the undo (delenv of an absent variable records nothing)
+            monkeypatch.setenv(var, "")
+            monkeypatch.delenv(var)
 
 
 def run(capsys, *argv):
@@ -55,19 +56,55 @@ def test_bad_config_values_name_the_field_and_range(capsys, setting, message):
     assert code == 2 and message in err
 
 
-def test_missing_dataset_says_how_to_get_it(capsys, tmp_path, monkeypatch):
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """No system copy, an empty cache, offline, and no in-process copy of the data."""
     from compress.data import fashion_mnist as fm
     from compress.models import keras_classifier
 
     monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "none")
     monkeypatch.setenv("COMPRESS_BENCH_OFFLINE", "1")
+    monkeypatch.delenv("COMPRESS_BENCH_DATA", raising=False)
     for memo in (fm._load, keras_classifier._preprocessed):  # in-process copies of the data
         memo.cache_clear()
-    code, _, err = run(capsys, "-q", "--data-dir", str(tmp_path), "--cache-dir", str(tmp_path / "c"),
-                       "run", "tiny", "int8")  # fmt: skip
+    yield tmp_path
     for memo in (fm._load, keras_classifier._preprocessed):
         memo.cache_clear()
+
+
+def test_missing_dataset_says_how_to_get_it(capsys, no_data):
+    code, _, err = run(capsys, "-q", "--cache-dir", str(no_data / "c"), "run", "tiny", "int8")
     assert code == 2 and "apt-get install dataset-fashion-mnist" in err
+
+
+@pytest.mark.parametrize("command", [["run", "tiny", "int8"], ["list"]])
+@pytest.mark.parametrize("given", ["does/not/exist", "empty"])
+def test_a_wrong_data_dir_is_a_one_line_error_never_a_fallback(capsys, tmp_path, monkeypatch, command, given):
+    """Even with a good system copy installed, --data-dir DIR uses DIR or fails, naming it."""
+    from compress.data import fashion_mnist as fm
+
+    system = tmp_path / "system"  # placeholder files: a fall-back would find them
+    system.mkdir()
+    for name in fm.FILES:
+        (system / name).write_bytes(b"placeholder")
+    monkeypatch.setattr(fm, "SYSTEM_DIR", system)
+    path = tmp_path / given
+    if given == "empty":
+        path.mkdir()
+    code, out, err = run(capsys, "-q", "--data-dir", str(path), "--cache-dir", str(tmp_path / "c"), *command)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"error: data directory {path} ")  # one line, no traceback
+    assert ("does not exist" if given != "empty" else "holds neither") in err
+    assert "t10k-labels-idx1-ubyte.gz" in err and "fashion-mnist/" in err  # what it expected there
+
+
+def test_a_wrong_data_variable_is_a_one_line_error(capsys, no_data, monkeypatch):
+    """$COMPRESS_BENCH_DATA is as explicit as --data-dir: checked when the data is loaded."""
+    monkeypatch.setenv("COMPRESS_BENCH_DATA", str(no_data / "nope"))
+    code, _, err = run(capsys, "-q", "--cache-dir", str(no_data / "c"), "run", "tiny", "int8")
+    assert code == 2 and err.count("\n") == 1
+    origin = "(given by --data-dir or $COMPRESS_BENCH_DATA)"
+    assert f"error: data directory {no_data / 'nope'} {origin} does not exist" in err
 
 
 @needs_real

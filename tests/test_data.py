@@ -1,6 +1,7 @@
 import functools
 import gzip
 import http.server
+import re
 import struct
 import threading
 
@@ -86,7 +87,11 @@ def test_user_directory_is_used_first(isolated, monkeypatch):
     assert fm.load_fashion_mnist().source == str(user)
 
 
+LOOPBACK_ONLY = pytest.mark.allow_hosts(["127.0.0.1"])  # pytest-socket: no network, but this loopback
+
+
 @needs_real
+@LOOPBACK_ONLY
 def test_fetch_from_upstream_when_online(isolated, monkeypatch):
     """The download path, against a loopback server holding the release files."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(REAL_DIR))
@@ -103,6 +108,7 @@ def test_fetch_from_upstream_when_online(isolated, monkeypatch):
     assert ds.test_images.shape == (10000, 28, 28)
 
 
+@LOOPBACK_ONLY
 def test_failed_fetch_cleans_up_and_explains(isolated, monkeypatch):
     monkeypatch.delenv("COMPRESS_BENCH_OFFLINE")
     monkeypatch.setattr(fm, "UPSTREAM", "http://127.0.0.1:9/")  # discard port: refused
@@ -128,3 +134,64 @@ def test_real_splits_are_fixed_disjoint_and_complete():
     assert np.array_equal(again.train_images[:100], ds.train_images[:100])
     with pytest.raises(ValueError, match="valid: 'train', 'calib', 'test'"):
         ds.split("val")
+
+
+def fake_files(directory):
+    """The four file names with placeholder content: enough for the path checks, never read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in fm.FILES:
+        (directory / name).write_bytes(b"placeholder")
+    return directory
+
+
+@pytest.fixture
+def other_copies(isolated, monkeypatch):
+    """A system copy and a cache copy exist: an explicit path must never fall back to them."""
+    monkeypatch.setattr(fm, "SYSTEM_DIR", fake_files(isolated / "system"))
+    fake_files(isolated / "cache" / "data" / "fashion-mnist")
+    return isolated
+
+
+@pytest.mark.parametrize(
+    "layout, match",
+    [
+        ("missing", r"data directory {p} \(given by --data-dir or \$COMPRESS_BENCH_DATA\) does not exist"),
+        ("file", r"data directory {p} .* is not a directory"),
+        ("empty", r"data directory {p} .* holds neither the four Fashion-MNIST files nor a fashion-mnist/ folder"),
+        ("partial", r"missing in {p}: t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"),
+        ("partial-subdir", r"missing in {p}/fashion-mnist: t10k-labels-idx1-ubyte.gz"),
+    ],
+)
+def test_explicit_data_path_without_the_files_is_an_error_never_a_fallback(other_copies, monkeypatch, layout, match):
+    given = other_copies / "given"
+    if layout == "file":
+        given.write_text("not a directory")
+    elif layout == "empty":
+        (given / "fashion-mnist").mkdir(parents=True)  # an empty fashion-mnist/ does not count either
+    elif layout == "partial":
+        fake_files(given)
+        for name in list(fm.FILES)[2:]:
+            (given / name).unlink()
+    elif layout == "partial-subdir":
+        fake_files(given / "fashion-mnist")
+        (given / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("COMPRESS_BENCH_DATA", str(given))
+    with pytest.raises(fm.DataNotFoundError, match=match.format(p=re.escape(str(given)))) as err:
+        fm.load_fashion_mnist()
+    msg = str(err.value)
+    assert "\n" not in msg and "train-images-idx3-ubyte.gz" in msg  # one line, naming what was expected
+    assert str(fm.SYSTEM_DIR) not in msg
+
+
+@pytest.mark.parametrize("sub", ["", "fashion-mnist"])
+def test_explicit_data_path_resolves_to_itself_or_its_fashion_mnist_folder(other_copies, monkeypatch, sub):
+    given = other_copies / "given"
+    fake_files(given / sub)
+    monkeypatch.setenv("COMPRESS_BENCH_DATA", str(given))
+    assert fm.find_data_dir() == given / sub
+    assert fm.candidate_dirs() == [given, given / "fashion-mnist"]
+
+
+def test_empty_data_variable_means_not_given(other_copies, monkeypatch):
+    monkeypatch.setenv("COMPRESS_BENCH_DATA", "")
+    assert fm.find_data_dir() == fm.SYSTEM_DIR

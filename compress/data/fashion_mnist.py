@@ -1,10 +1,13 @@
 """Fashion-MNIST: 60,000 train / 10,000 test grey 28x28 images, 10 classes.
 
-Where the files are looked for, in order:
+Where the files are looked for:
 
 1. ``$COMPRESS_BENCH_DATA`` (the CLI's ``--data-dir`` sets it), either the
    directory holding the four IDX ``.gz`` files or its parent with a
-   ``fashion-mnist/`` folder;
+   ``fashion-mnist/`` folder. An explicit path is the only place looked at:
+   when it does not exist or holds neither, :class:`DataNotFoundError` names it
+   and what was expected in it; there is no fall-back to another copy.
+   Otherwise, in order:
 2. ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``);
 3. ``<cache>/data/fashion-mnist``, where the files are fetched from the upstream
    release when the machine is online (disable with ``COMPRESS_BENCH_OFFLINE=1``).
@@ -36,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.cache import atomic_write_bytes, cache_root
+from compress.cache import atomic_write_bytes, cache_root, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ HOW_TO_GET = f"""Fashion-MNIST was not found. Any one of these fixes it:
 
 
 class DataNotFoundError(FileNotFoundError):
-    """The dataset is neither installed, nor given, nor fetchable."""
+    """The dataset is neither installed, nor given, nor fetchable, or the given path lacks it."""
 
 
 class DataCorruptError(ValueError):
@@ -93,12 +96,45 @@ class FashionMNIST:
 
 
 def candidate_dirs() -> list[Path]:
-    dirs = []
+    """The directories searched: the explicit ones only, when ``$COMPRESS_BENCH_DATA`` is set."""
     if os.environ.get(ENV_DATA):
         user = Path(os.environ[ENV_DATA]).expanduser()
-        dirs += [user, user / "fashion-mnist"]
-    dirs += [SYSTEM_DIR, cache_root() / "data" / "fashion-mnist"]
-    return dirs
+        return [user, user / "fashion-mnist"]
+    return [SYSTEM_DIR, cache_root() / "data" / "fashion-mnist"]
+
+
+def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
+    """The directory holding the four files under an explicitly given ``path``.
+
+    That is ``path`` itself or ``path/fashion-mnist``; nothing else is tried.
+
+    Raises:
+        DataNotFoundError: ``path`` does not exist, is not a directory, or holds
+            neither the four files nor a ``fashion-mnist/`` folder with them; the
+            one-line message names ``path`` and what was expected in it.
+    """
+    given = Path(path).expanduser()
+    origin = f"(given by --data-dir or ${ENV_DATA})"
+    expected = (
+        f"expected the four Fashion-MNIST files ({', '.join(FILES)}) in it "
+        f"or in a fashion-mnist/ folder inside it"
+    )
+    advice = f"fix the path, or unset {ENV_DATA} (drop --data-dir) to use the installed copy"
+    if not given.exists():
+        raise DataNotFoundError(f"data directory {given} {origin} does not exist; {expected}; {advice}")
+    if not given.is_dir():
+        raise DataNotFoundError(f"data directory {given} {origin} is not a directory; {expected}; {advice}")
+    candidates = [given, given / "fashion-mnist"]
+    for d in candidates:
+        if all((d / name).is_file() for name in FILES):
+            return d
+    # Name what is missing where most of the files are.
+    best = max(candidates, key=lambda d: sum((d / name).is_file() for name in FILES))
+    missing = [name for name in FILES if not (best / name).is_file()]
+    raise DataNotFoundError(
+        f"data directory {given} {origin} holds neither the four Fashion-MNIST files nor a "
+        f"fashion-mnist/ folder with them: {expected} (missing in {best}: {', '.join(missing)}); {advice}"
+    )
 
 
 def read_idx(raw: bytes) -> np.ndarray:
@@ -135,6 +171,7 @@ def _fetch(dest: Path) -> None:
     if os.environ.get(ENV_OFFLINE, "") not in ("", "0"):
         raise DataNotFoundError(HOW_TO_GET)
     log.info("fetching Fashion-MNIST from %s into %s", UPSTREAM, dest)
+    remove_stale_temporaries(dest)  # left by a download that was killed hours ago
     try:
         for name in FILES:
             with urllib.request.urlopen(UPSTREAM + name, timeout=15) as resp:
@@ -146,7 +183,15 @@ def _fetch(dest: Path) -> None:
 
 
 def find_data_dir() -> Path:
-    """The first directory holding all four files, fetching them if needed."""
+    """The directory holding all four files.
+
+    With ``$COMPRESS_BENCH_DATA`` set (non-empty), that path or its
+    ``fashion-mnist/`` folder, else :class:`DataNotFoundError` (see
+    :func:`resolve_data_dir`). Otherwise the system copy, then the cache's,
+    fetched there if needed.
+    """
+    if os.environ.get(ENV_DATA):
+        return resolve_data_dir(os.environ[ENV_DATA])
     for d in candidate_dirs():
         if all((d / name).is_file() for name in FILES):
             return d
@@ -178,7 +223,9 @@ def load_fashion_mnist() -> FashionMNIST:
 
     Raises:
         DataNotFoundError: the files are nowhere to be found or fetched; the
-            message says how to get them.
+            message says how to get them. Or ``$COMPRESS_BENCH_DATA``
+            (``--data-dir``) names a path that does not hold them: the message
+            names it, and no other copy is used.
         DataCorruptError: a file exists but its content is not the release's.
 
     Example:
