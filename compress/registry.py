@@ -9,8 +9,8 @@ supports are derived from the handlers that exist, never listed twice.
 
 Example:
     >>> from compress import registry
-    >>> registry.list_models(tier="default")            # doctest: +SKIP
-    ['mobilenetv2']
+    >>> registry.list_models(tier="gate")               # doctest: +SKIP
+    ['efficientnet_lite0', 'mobilenetv2', 'resnet18']
     >>> registry.get_technique("int8").config           # doctest: +SKIP
     Int8Config(calibration_size=500)
 """
@@ -27,11 +27,13 @@ __all__ = [
     "ModelSpec", "TechniqueConfig", "TechniqueSpec", "UnknownNameError",
     "register_model", "register_technique", "register_handler",
     "get_model", "get_technique", "list_models", "list_techniques",
-    "pairs", "handler_for", "check_range",
+    "pairs", "pair_config", "handler_for", "check_range",
 ]  # fmt: skip
 
-# default: the merge gate. unit: fast models for tests. pretrained: needs user weights/data.
-TIERS = ("default", "unit", "pretrained")
+# gate: the merge gate, a subset of full (which pairs, declared where each model is
+# registered). full: every pair of the suite's own models (asv, scheduled runs).
+# unit: fast models for tests. pretrained: needs a user's weights and data.
+TIERS = ("gate", "full", "unit", "pretrained")
 
 
 class UnknownNameError(KeyError):
@@ -62,10 +64,18 @@ class ModelSpec:
     description: str
     factory: Callable[[], Any]
     family: str = ""  # models sharing weights (a port to another framework) share a family
+    # Which of its pairs are in the merge gate: True (all), or technique names.
+    gate: bool | tuple[str, ...] = False
+    # Technique settings of this model's pairs: ((config type name, ((field, value), ...)), ...)
+    settings: tuple = ()
 
     def __post_init__(self) -> None:
         if not self.family:
             object.__setattr__(self, "family", self.name)
+
+    def in_gate(self, technique: str) -> bool:
+        """True when ``self.name x technique`` is a gate pair."""
+        return self.gate is True or (isinstance(self.gate, tuple) and technique in self.gate)
 
     def recipe(self) -> Any:
         return self.factory()
@@ -75,19 +85,39 @@ _MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    *, framework: str, task: str, dataset: str, tier: str = "default", name: str | None = None,
-    family: str = "",
+    *, framework: str, task: str, dataset: str, tier: str = "full", name: str | None = None,
+    family: str = "", gate: bool | tuple[str, ...] = False, settings: dict[str, dict] | None = None,
 ) -> Callable:
-    """Decorator: register a factory returning a model recipe under its function name."""
-    if tier not in TIERS:
-        raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
+    """Decorator: register a factory returning a model recipe under its function name.
+
+    ``tier`` is ``full`` (the suite's own models), ``unit`` or ``pretrained``;
+    ``gate`` puts the model's pairs in the merge gate too: ``True`` for all of
+    them, or a tuple of technique names (a ``full`` model only). The gate has
+    the cheapest real model of each path; ``tests/test_registry.py`` checks that
+    it covers every technique handler and every runtime.
+
+    ``settings`` sets technique fields for this model's pairs, by config type:
+    ``{"MagnitudePruningConfig": {"learning_rate": 2e-4}}`` fine-tunes every
+    magnitude-pruning step of its pairs (chains included) at that rate. It is
+    for what depends on the model, such as the recovery fine-tune that suits
+    it; :func:`pair_config` applies it, and results record the config applied.
+    """
+    if tier not in TIERS or tier == "gate":
+        raise ValueError(f"tier must be one of {tuple(t for t in TIERS if t != 'gate')}, got {tier!r}"
+                         " (gate pairs are declared with gate=...)")
+    if gate and tier != "full":
+        raise ValueError(f"only full-tier models join the gate, not {tier!r} ones")
+    if not (isinstance(gate, bool) or (isinstance(gate, tuple) and all(isinstance(t, str) for t in gate))):
+        raise ValueError(f"gate must be True, False or a tuple of technique names, got {gate!r}")
 
     def deco(fn: Callable[[], Any]) -> Callable[[], Any]:
         key = name or fn.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family)
+        frozen = tuple(sorted((t, tuple(sorted(f.items()))) for t, f in (settings or {}).items()))
+        _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, gate,
+                                 frozen)  # fmt: skip
         return fn
 
     return deco
@@ -100,14 +130,29 @@ def _ensure_loaded() -> None:
     import compress.techniques  # noqa: F401
 
 
+def _check_tier(tier: str | None) -> None:
+    if tier is not None and tier not in TIERS:
+        raise _unknown("tier", tier, list(TIERS))
+
+
+def _in_tier(spec: ModelSpec, tier: str | None) -> bool:
+    if tier == "gate":
+        return spec.tier == "full" and bool(spec.gate)
+    return tier is None or spec.tier == tier
+
+
 def list_models(pattern: str = "*", *, tier: str | None = None, framework: str | None = None) -> list[str]:
-    """Names of registered models matching a glob ``pattern``, a tier and a framework."""
+    """Names of registered models matching a glob ``pattern``, a tier and a framework.
+
+    A model is in the ``gate`` tier when any of its pairs is.
+    """
     _ensure_loaded()
+    _check_tier(tier)
     return sorted(
         n
         for n, s in _MODELS.items()
         if fnmatch.fnmatchcase(n, pattern)
-        and (tier is None or s.tier == tier)
+        and _in_tier(s, tier)
         and (framework is None or s.framework == framework)
     )
 
@@ -229,10 +274,47 @@ def get_technique(name: str) -> TechniqueSpec:
         raise _unknown("technique", name, list(_TECHNIQUES)) from None
 
 
-def pairs(*, tier: str = "default", model: str = "*", technique: str = "*") -> list[tuple[str, str]]:
-    """Every applicable (model, technique) pair of a tier, in registry order."""
+def _with_settings(config: TechniqueConfig, settings: dict[str, dict]) -> TechniqueConfig:
+    changes = {}
+    for f in dataclasses.fields(config):  # chains: apply to each step
+        v = getattr(config, f.name)
+        if isinstance(v, tuple) and v and all(isinstance(c, TechniqueConfig) for c in v):
+            changes[f.name] = tuple(_with_settings(c, settings) for c in v)
+    if changes:
+        config = dataclasses.replace(config, **changes)
+    own = settings.get(type(config).__name__)
+    return config.replace(**own) if own else config
+
+
+def pair_config(model: str, technique: str) -> TechniqueConfig:
+    """The config the pair ``model x technique`` runs: the technique's, with the model's ``settings``.
+
+    Raises:
+        UnknownNameError: a setting names a field the config type does not have.
+        ValueError: a setting's value is out of the field's range.
+    """
+    spec, config = get_model(model), get_technique(technique).config
+    return _with_settings(config, {t: dict(f) for t, f in spec.settings}) if spec.settings else config
+
+
+def pairs(*, tier: str = "gate", model: str = "*", technique: str = "*") -> list[tuple[str, str]]:
+    """Every applicable (model, technique) pair of a tier, in registry order.
+
+    Raises:
+        UnknownNameError: a model's ``gate`` names a technique that is not registered.
+        ValueError: it names one that does not apply to the model's framework.
+    """
     out = []
     for m in list_models(model, tier=tier):
-        fw = _MODELS[m].framework
-        out += [(m, t) for t in list_techniques(technique, framework=fw)]
+        spec = _MODELS[m]
+        applicable = list_techniques(technique, framework=spec.framework)
+        if tier == "gate":
+            if isinstance(spec.gate, tuple):
+                for t in spec.gate:
+                    if t not in list_techniques(framework=spec.framework):
+                        get_technique(t)  # unknown: names the valid ones
+                        raise ValueError(f"model {m!r} puts {t!r} in the gate, but it does not apply "
+                                         f"to {spec.framework} models")
+            applicable = [t for t in applicable if spec.in_gate(t)]
+        out += [(m, t) for t in applicable]
     return out

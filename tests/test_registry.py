@@ -13,10 +13,61 @@ from tests.strategies import bad_sparsities, sparsities
 
 
 def test_models_are_registered_once_with_tiers():
-    assert "mobilenetv2" in registry.list_models(tier="default")
+    assert "mobilenetv2" in registry.list_models(tier="full")
+    assert "mobilenetv2" in registry.list_models(tier="gate")
+    assert "inceptionv3" in registry.list_models(tier="full")
+    assert "inceptionv3" not in registry.list_models(tier="gate")
     assert "tiny" in registry.list_models(tier="unit")
-    assert "tiny" not in registry.list_models(tier="default")
-    assert registry.list_models("mobile*", tier="default") == ["mobilenetv2"]
+    assert "tiny" not in registry.list_models(tier="full") + registry.list_models(tier="gate")
+    assert registry.list_models("mobile*", tier="full") == ["mobilenetv2"]
+
+
+def test_unknown_tier_lists_valid_ones():
+    with pytest.raises(UnknownNameError, match="Did you mean 'gate'"):
+        registry.list_models(tier="gatee")
+
+
+def test_gate_is_a_subset_of_full_declared_per_model():
+    gate, full = registry.pairs(tier="gate"), registry.pairs(tier="full")
+    assert set(gate) < set(full)
+    assert ("efficientnet_lite0", "onnx_int8") in gate and ("efficientnet_lite0", "int8") not in gate
+    assert {t for m, t in gate if m == "mobilenetv2"} == set(registry.list_techniques(framework="keras"))
+
+
+def test_gate_covers_every_technique_handler_of_the_full_tier():
+    """Every technique handler (config type x framework) a full-tier pair runs is run by some
+    gate pair, so every runtime an export loads in is exercised; every technique name is gated."""
+
+    def handlers(pairs):
+        return {(type(step), registry.get_model(m).framework)
+                for m, t in pairs for step in registry.get_technique(t).config.steps()}  # fmt: skip
+
+    gate = registry.pairs(tier="gate")
+    missing = handlers(registry.pairs(tier="full")) - handlers(gate)
+    assert not missing, f"handlers no gate pair runs: {sorted((c.__name__, fw) for c, fw in missing)}"
+    assert {t for _, t in gate} == set(registry.list_techniques())
+
+
+def test_gate_declarations_are_validated():
+    with pytest.raises(ValueError, match="only full-tier models join the gate"):
+        registry.register_model(framework="keras", task="x", dataset="y", tier="unit", gate=True,
+                                name="_gate_unit")(lambda: None)  # fmt: skip
+    with pytest.raises(ValueError, match="gate pairs are declared with gate="):
+        registry.register_model(framework="keras", task="x", dataset="y", tier="gate",
+                                name="_gate_tier")(lambda: None)  # fmt: skip
+    with pytest.raises(ValueError, match="tuple of technique names"):
+        registry.register_model(framework="keras", task="x", dataset="y", gate="int8",
+                                name="_gate_str")(lambda: None)  # fmt: skip
+
+
+def test_gate_naming_an_inapplicable_technique_is_an_error(monkeypatch):
+    spec = registry.get_model("mobilenetv2")
+    monkeypatch.setitem(registry._MODELS, "mobilenetv2", dataclasses.replace(spec, gate=("onnx_int8",)))
+    with pytest.raises(ValueError, match="'onnx_int8' in the gate, but it does not apply to keras"):
+        registry.pairs(tier="gate")
+    monkeypatch.setitem(registry._MODELS, "mobilenetv2", dataclasses.replace(spec, gate=("int4",)))
+    with pytest.raises(UnknownNameError, match="unknown technique 'int4'"):
+        registry.pairs(tier="gate")
 
 
 def test_unknown_model_lists_valid_names_and_suggests():
@@ -47,10 +98,10 @@ def test_frameworks_are_derived_from_handlers():
 
 
 def test_pairs_cover_every_applicable_combination():
-    pairs = registry.pairs(tier="default")
+    pairs = registry.pairs(tier="full")
     expected = [
         (m, t)
-        for m in registry.list_models(tier="default")
+        for m in registry.list_models(tier="full")
         for t in registry.list_techniques()
         if registry.get_model(m).framework in registry.get_technique(t).frameworks()
     ]
@@ -109,3 +160,33 @@ def test_replace_validates_and_reaches_pipeline_steps():
         p.replace(alpha=1)
     with pytest.raises(ValueError, match="calibration_size"):
         p.replace(calibration_size=0)
+
+
+def test_model_settings_apply_to_every_step_of_that_type_chains_included():
+    p50 = registry.pair_config("resnet18", "prune50")
+    chain = registry.pair_config("resnet18", "prune50_int8")
+    assert isinstance(p50, MagnitudePruningConfig) and p50.learning_rate == 2e-4
+    assert chain.steps()[0] == p50  # the chain reuses exactly prune50's fine-tuned model
+    assert registry.pair_config("resnet18", "channels50") == registry.get_technique("channels50").config
+    assert registry.pair_config("mobilenetv2", "prune50") == registry.get_technique("prune50").config
+
+
+def test_model_settings_are_validated_when_applied(monkeypatch):
+    spec = registry.get_model("resnet18")
+    bad = dataclasses.replace(spec, settings=(("MagnitudePruningConfig", (("learning_rat", 1e-4),)),))
+    monkeypatch.setitem(registry._MODELS, "resnet18", bad)
+    with pytest.raises(UnknownNameError, match="Did you mean 'learning_rate'"):
+        registry.pair_config("resnet18", "prune50")
+    bad = dataclasses.replace(spec, settings=(("MagnitudePruningConfig", (("learning_rate", 5.0),)),))
+    monkeypatch.setitem(registry._MODELS, "resnet18", bad)
+    with pytest.raises(ValueError, match="learning_rate must be"):
+        registry.pair_config("resnet18", "prune50")
+
+
+def test_every_model_setting_names_a_config_type_its_pairs_use():
+    for m in registry.list_models():
+        spec = registry.get_model(m)
+        used = {type(s).__name__ for t in registry.list_techniques(framework=spec.framework)
+                for s in registry.get_technique(t).config.steps()}  # fmt: skip
+        for type_name, _ in spec.settings:
+            assert type_name in used, f"{m}: setting for {type_name}, which none of its techniques uses"

@@ -1,4 +1,4 @@
-"""Latency (``time_*``), size ratio and accuracy (``track_*``) of every default-tier pair.
+"""Latency (``time_*``), size ratio and accuracy (``track_*``) of every full-tier pair.
 
 Unsupported model x technique combinations raise NotImplementedError in setup, so
 asv skips them. Models come from the suite's on-disk cache (trained on first use).
@@ -6,7 +6,7 @@ asv skips them. Models come from the suite's on-disk cache (trained on first use
 
 from compress import registry
 
-PAIRS = registry.pairs(tier="default")
+PAIRS = registry.pairs(tier="full")
 MODELS = sorted({m for m, _ in PAIRS})
 TECHNIQUES = list(dict.fromkeys(t for _, t in PAIRS))
 
