@@ -1,29 +1,61 @@
-"""The merge gate's configuration: tier selection, thresholds (read once), summary table."""
+"""The merge gate's configuration: tier selection, thresholds (read and checked
+before any model is trained), progress per pair, the summary table and the cost
+profile of the run."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
-from compress import registry, thresholds
+from compress import prepare, registry, thresholds
+from compress.profile import CostProfile
 from compress.report import format_slower, format_table, with_latency_ratios
 
+log = logging.getLogger("compress.gate")
+
 _rows: dict[str, dict] = {}
+_progress = {"total": 0, "started": 0, "t0": 0.0}
+_runner_ref: dict = {}
+_prepared = CostProfile()  # the worker processes' time (compress.prepare)
+_prepare_summary: dict = {}
 
 
 def pytest_configure(config):
     # Live logs show the suite's progress; TensorFlow's own INFO chatter is noise.
     for name in ("absl", "tensorflow", "h5py"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A malformed thresholds file, or one naming a pair that is not registered,
+    # stops the run here, before any model is trained.
+    try:
+        table = thresholds.load(config.getoption("thresholds"))  # checks every entry is registered
+    except thresholds.ThresholdsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_TABLE] = table
+
+
+_TABLE = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
     parser.addoption(
         "--tier",
-        default="default",
+        default="gate",
         choices=registry.TIERS,
-        help="which registered models to benchmark (default: %(default)s)",
+        help="which pairs to benchmark: gate (the merge gate), full (every pair) (default: %(default)s)",
+    )
+    parser.addoption(
+        "--prepare-jobs",
+        type=int,
+        default=None,
+        help="model families trained and fine-tuned at once before timing starts "
+        f"(default: ${prepare.ENV_JOBS} or 2 on 2+ cores; 1: build as the pairs run)",
+    )
+    parser.addoption(
+        "--thresholds",
+        default=str(thresholds.DEFAULT_PATH),
+        help="the thresholds file (default: benchmarks/thresholds.toml)",
     )
 
 
@@ -33,10 +65,54 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(("model", "technique"), pairs, ids=[f"{m}.{t}" for m, t in pairs])
 
 
+def pytest_collection_finish(session):
+    items = [item for item in session.items if "test_pair[" in item.nodeid]
+    _progress["total"] = len(items)
+    if items and not session.config.option.collectonly:
+        # Train and fine-tune what the selected pairs need, model families side by side,
+        # before anything is timed (compress/prepare.py); the pairs then run serially.
+        pairs = [(i.callspec.params["model"], i.callspec.params["technique"]) for i in items]
+        _prepare_summary.update(prepare.prepare(pairs, session.config.getoption("prepare_jobs"), _prepared))
+    _progress["t0"] = time.perf_counter()
+
+
+def _profile() -> CostProfile | None:
+    """This run's cost profile: the worker processes' time and this process's."""
+    runner = _runner_ref.get("runner")
+    if runner is None:
+        return None
+    combined = CostProfile()
+    combined.merge(_prepared.rows())
+    combined.merge(runner.profile.rows())
+    return combined
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if "test_pair[" not in nodeid:
+        return
+    _progress["started"] += 1
+    done, total = _progress["started"] - 1, _progress["total"]
+    elapsed = time.perf_counter() - _progress["t0"]
+    log.info("pair %d/%d: %s (%d left after it; %s elapsed)", done + 1, total,
+             nodeid.split("[", 1)[1].rstrip("]"), total - done - 1, _minutes(elapsed))  # fmt: skip
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
 @pytest.fixture(scope="session")
-def bounds_table():
-    """benchmarks/thresholds.toml, parsed and validated once per session."""
-    return thresholds.load()
+def bounds_table(request):
+    """The thresholds file, parsed and validated once per session (in pytest_configure)."""
+    return request.config.stash[_TABLE]
+
+
+@pytest.fixture
+def pair_profile(runner, model, technique):
+    """Charges everything the test does to its pair in the run's cost profile."""
+    _runner_ref["runner"] = runner
+    with runner.profile.pair(f"{model}.{technique}"):
+        yield runner.profile
 
 
 @pytest.fixture
@@ -50,16 +126,25 @@ def record():
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
-    """Record each pair's latency ratios (vs its own fp32, vs the fastest fp32) in the saved run."""
+    """Record each pair's latency ratios (vs its own fp32, vs the fastest fp32) and the
+    run's cost profile in the saved run."""
     ratios = {f"{r['model']}.{r['technique']}": r for r in with_latency_ratios(list(_rows.values()))}
+    runner = _runner_ref.get("runner")
+    profile = _profile().to_json() if runner else None
     for bench in output_json.get("benchmarks", []):
         info = bench.get("extra_info", {})
-        r = ratios.get(f"{info.get('model')}.{info.get('technique')}")
+        key = f"{info.get('model')}.{info.get('technique')}"
+        r = ratios.get(key)
         if r:
             for k in ("latency_ratio_own", "latency_ratio_best", "best_fp32"):
                 src = "latency_ratio" if k == "latency_ratio_own" else k
                 if src in r:
                     info[k] = r[src]
+        if profile and key in profile["pairs"]:
+            info["cost_s"] = profile["pairs"][key]
+    if profile:
+        output_json["cost_profile"] = {**profile, "tier": config.getoption("tier"), "prepare": _prepare_summary,
+                                       "store": {"reused": runner.store.hits, "measured": runner.store.misses}}  # fmt: skip
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -68,3 +153,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(format_table(list(_rows.values())))
         terminalreporter.write_line("")
         terminalreporter.write_line(format_slower(list(_rows.values())))
+    runner = _runner_ref.get("runner")
+    if runner:
+        terminalreporter.write_sep("=", "cost profile (this run)")
+        terminalreporter.write_line(_profile().format())
+        if _prepare_summary.get("wall_s"):
+            terminalreporter.write_line(
+                f"prepare: {_prepare_summary['families']} model families built {_prepare_summary['jobs']} at a time "
+                f"in {_prepare_summary['wall_s']:.0f} s wall before timing started"
+                + (f"; failed there, rebuilt serially: {', '.join(_prepare_summary['failures'])}"
+                   if _prepare_summary["failures"] else ""))  # fmt: skip
+        terminalreporter.write_line(f"result store: {runner.store.hits} results reused, "
+                                    f"{runner.store.misses} measured (artefacts rebuilt every run; latency always timed)")  # fmt: skip

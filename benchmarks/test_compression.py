@@ -1,7 +1,8 @@
 """The merge gate: every registered model x technique pair of the tier.
 
 Each test times batch-1 inference of the pair's shipped artefact (pytest-benchmark)
-and asserts the pair's bounds from thresholds.toml: size ratio, retention, and,
+and asserts the pair's bounds from thresholds.toml: size ratio, retention (judged
+at a stated confidence on the per-example outcomes: compress/stats.py), and,
 where a technique exists to be faster (channel pruning), ``latency_ratio``: its
 latency over the same runtime's fp32 export, both timed in alternating blocks in
 the same test (recorded for every compressed pair, bounded where the file says).
@@ -13,7 +14,7 @@ from compress import registry, thresholds
 from compress.latency import interleaved_ratio
 
 
-def test_pair(benchmark, runner, bounds_table, record, model, technique):
+def test_pair(benchmark, runner, bounds_table, record, pair_profile, model, technique):
     reason = runner.skip_reason(model, technique)
     if reason:
         pytest.skip(reason)
@@ -21,10 +22,12 @@ def test_pair(benchmark, runner, bounds_table, record, model, technique):
     metrics = result.metrics()
     fn = runner.latency_fn(model, technique)
     reference = runner.reference_technique(model, technique)
-    config = registry.get_technique(technique).config
+    config = registry.pair_config(model, technique)
     if not config.is_fp32_reference():
-        # robust to machine load: both timed in alternating blocks within this test
-        ratio, t, t_ref = interleaved_ratio(fn, runner.latency_fn(model, reference))
+        ref_fn = runner.latency_fn(model, reference)
+        with pair_profile.phase("latency"):
+            # robust to machine load: both timed in alternating blocks within this test
+            ratio, t, t_ref = interleaved_ratio(fn, ref_fn)
         metrics["latency_ratio"] = ratio
         metrics["latency_interleaved_ms"] = {technique: t * 1e3, reference: t_ref * 1e3}
     spec = registry.get_model(model)
@@ -35,7 +38,8 @@ def test_pair(benchmark, runner, bounds_table, record, model, technique):
                                 runtime=result.runtime, runtime_version=result.runtime_version,
                                 versions=result.versions, machine=result.machine)  # fmt: skip
 
-    benchmark(fn)
+    with pair_profile.phase("latency"):
+        benchmark(fn)
 
     record(f"{model}.{technique}", {**metrics, "model": model, "technique": technique,
                                     "family": spec.family, "runtime": result.runtime,

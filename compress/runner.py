@@ -1,6 +1,9 @@
 """Runs model x technique pairs: load or train the model, apply the technique,
 measure the artefact that ships. One :class:`Runner` per process memoizes
-everything it computes; trained models persist in the on-disk cache.
+everything it computes; trained models persist in the on-disk cache, and
+metrics computed from an artefact's outputs persist in the result store
+(:mod:`compress.results`), keyed by the artefact's bytes. Every phase is timed
+in :attr:`Runner.profile` (:mod:`compress.profile`).
 
 Example:
     >>> from compress.runner import Runner
@@ -21,9 +24,12 @@ from typing import Any, Callable
 import numpy as np
 
 from compress import frameworks
+from compress import stats
 from compress.cache import WeightsCache, recipe_key
 from compress.machine import machine_info
-from compress.registry import TechniqueConfig, get_model, get_technique, handler_for
+from compress.profile import CostProfile
+from compress.registry import TechniqueConfig, get_model, get_technique, handler_for, pair_config
+from compress.results import EVAL_VERSION, ResultStore, digest_arrays, digest_bytes, pack_bools, unpack_bools
 from compress.runtimes.base import Artefact, get_runtime
 from compress.techniques.pruning import sparsity
 from compress.techniques.quantization import Float32Config
@@ -65,6 +71,10 @@ class PairResult:
     accuracy: float
     baseline_accuracy: float
     eval_images: int
+    # one-sided upper confidence bounds (compress.stats.CONFIDENCE) from the per-example
+    # outcomes: what an accuracy or retention floor is judged by
+    accuracy_upper: float
+    retention_upper: float
     sparsity: float
     extra: dict  # model-specific measurements (e.g. agreement with fp32 on real photos)
     parameters: int  # trainable parameters of the model the artefact was exported from
@@ -95,6 +105,8 @@ class PairResult:
             "accuracy": self.accuracy,
             "baseline_accuracy": self.baseline_accuracy,
             "retention": round(self.retention, 6),
+            "accuracy_upper": self.accuracy_upper,
+            "retention_upper": self.retention_upper,
             "sparsity": round(self.sparsity, 6),
             "parameters": self.parameters,
             "param_ratio": round(self.parameters / self.reference_parameters, 6),
@@ -136,8 +148,10 @@ class Runner:
     """
 
     def __init__(self, cache: WeightsCache | None = None, eval_threads: int | None = None,
-                 bench_threads: int | None = None):  # fmt: skip
+                 bench_threads: int | None = None, store: ResultStore | None = None):  # fmt: skip
         self.weights = cache or WeightsCache()
+        self.store = store or ResultStore(self.weights.root.parent)
+        self.profile = CostProfile()
         self.eval_threads = eval_threads or os.cpu_count() or 1
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
         self._models: dict[str, LoadedModel] = {}
@@ -145,7 +159,8 @@ class Runner:
         self._artefacts: dict[tuple, Artefact] = {}
         self._params: dict[tuple, int] = {}
         self._loaded: dict[tuple, Any] = {}
-        self._accuracies: dict[tuple, tuple[float, int]] = {}
+        self._outcomes: dict[tuple, np.ndarray] = {}
+        self._data_digests: dict[str, str] = {}
         self._results: dict[tuple, PairResult] = {}
 
     # -- models ----------------------------------------------------------------
@@ -154,7 +169,18 @@ class Runner:
         return {k: v[k] for k in (*_FRAMEWORK_LIBS[framework], *extra) if k in v}
 
     def _materialize(self, name, framework, recipe, key, weights) -> LoadedModel:
-        return LoadedModel(name, framework, recipe, recipe.load(weights), key)
+        with self.profile.phase("load"):
+            return LoadedModel(name, framework, recipe, recipe.load(weights), key)
+
+    def _cached(self, name: str, key: str, build: Callable[[], list], basis: dict, phase: str):
+        """Weights from the cache (phase ``load``) or built now (``phase``) and cached."""
+
+        def timed_build():
+            with self.profile.phase(phase):
+                return build()
+
+        with self.profile.phase("load"):
+            return self.weights.get_or_build(name, key, timed_build, info=basis)
 
     def model(self, name: str) -> LoadedModel:
         """The trained model ``name``: from the cache, or trained now and cached."""
@@ -180,7 +206,7 @@ class Runner:
                 basis["port_of"] = parent.key
                 build = lambda: recipe.weights(recipe.port_from(parent.recipe, parent.native))  # noqa: E731
             key = recipe_key(basis)
-            weights, cached = self.weights.get_or_build(name, key, build, info=basis)
+            weights, cached = self._cached(name, key, build, basis, "train")
             log.info("%s: %s weights %s", name, "cached" if cached else "trained", key)
             self._models[name] = self._materialize(name, spec.framework, recipe, key, weights)
         return self._models[name]
@@ -200,7 +226,7 @@ class Runner:
         if handler_version != 1:
             basis["handler_version"] = handler_version
         key = recipe_key(basis)
-        weights, cached = self.weights.get_or_build(parent.name, key, build, info=basis)
+        weights, cached = self._cached(parent.name, key, build, basis, "fine-tune")
         log.info("%s: %s %s weights %s", parent.name, type(step).__name__, "cached" if cached else "built", key)
         return self._materialize(parent.name, parent.framework, parent.recipe, key, weights)
 
@@ -221,9 +247,18 @@ class Runner:
                 m = self.transform(m, step)
             self._params[memo] = m.recipe.count_params(m.native)
             t0 = time.perf_counter()
-            self._artefacts[memo] = handler_for(steps[-1], m.framework)(m, steps[-1], self)
+            with self.profile.phase("build"):
+                self._artefacts[memo] = handler_for(steps[-1], m.framework)(m, steps[-1], self)
             log.info("%s: exported %s in %.1f s", model, type(steps[-1]).__name__, time.perf_counter() - t0)
         return self._artefacts[memo]
+
+    def prepare(self, model: str, technique: str) -> LoadedModel:
+        """Train ``model`` and apply the technique's transform steps (fine-tunes): everything
+        the pair caches on disk, without exporting (see :mod:`compress.prepare`)."""
+        m = self.model(model)
+        for step in self._chain(pair_config(model, technique))[:-1]:
+            m = self.transform(m, step)
+        return m
 
     def transform(self, m: LoadedModel, step: TechniqueConfig) -> LoadedModel:
         """``m`` after one transform step (e.g. pruned and fine-tuned), memoized."""
@@ -233,19 +268,69 @@ class Runner:
         return self._derived[memo]
 
     # -- measurements --------------------------------------------------------------
-    def accuracy(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
-        """``(top-1, images)`` of the artefact on the whole test split (memoized)."""
+    def _data_digest(self, model: str) -> str:
+        """Digest of the model-ready test split (what every stored metric was computed on)."""
+        if model not in self._data_digests:
+            x, y = self.model(model).recipe.data("test")
+            self._data_digests[model] = digest_arrays(x, y)
+        return self._data_digests[model]
+
+    def _store_basis(self, model: str, config: TechniqueConfig, kind: str, **more: Any) -> dict:
+        """What a stored metric of the pair's artefact depends on (see :mod:`compress.results`)."""
+        art = self.artefact(model, config)
+        m = self.model(model)
+        return {
+            "kind": kind,
+            "artefact": digest_bytes(art.data),
+            "format": art.format,
+            "data": self._data_digest(model),
+            "runtime": art.runtime,
+            "runtime_version": get_runtime(art.runtime).version(),
+            "eval_threads": self.eval_threads,
+            "eval_version": EVAL_VERSION,
+            "recipe": _describe_recipe(m.recipe),
+            "cpu": machine_info()["cpu"],
+            "cpu_flags": machine_info()["cpu_flags"],
+            **more,
+        }
+
+    def _measure(self, label: str, basis: dict, compute: Callable[[], dict], required=()) -> dict:
+        """A stored payload (phase ``reuse``), or ``compute()`` (phase ``evaluate``) stored now."""
+        with self.profile.phase("reuse"):
+            payload = self.store.get(basis, required)
+        if payload is not None:
+            log.info("%s: reused the stored result (artefact %s unchanged)", label, basis["artefact"][:12])
+            return payload
+        with self.profile.phase("evaluate"):
+            payload = compute()
+        with self.profile.phase("reuse"):
+            self.store.put(basis, payload)
+        return payload
+
+    def outcomes(self, model: str, config: TechniqueConfig) -> np.ndarray:
+        """Per-example correctness (bool) of the artefact on the whole test split (memoized, stored)."""
         memo = (model, self._chain(config))
-        if memo not in self._accuracies:
-            art = self.artefact(model, config)
+        if memo not in self._outcomes:
             recipe = self.model(model).recipe
-            x, y = recipe.data("test")
-            t0 = time.perf_counter()
-            pred = _task_logits(recipe, self.loaded(model, config).predict(x)).argmax(axis=1)
-            self._accuracies[memo] = (float(np.mean(pred == y)), len(y))
-            log.info("%s %s: top-1 %.4f on %d test images (%.1f s)", model, type(config).__name__,
-                     self._accuracies[memo][0], len(y), time.perf_counter() - t0)  # fmt: skip
-        return self._accuracies[memo]
+
+            def compute() -> dict:
+                x, y = recipe.data("test")
+                t0 = time.perf_counter()
+                pred = _task_logits(recipe, self.loaded(model, config).predict(x)).argmax(axis=1)
+                correct = pred == y
+                log.info("%s %s: top-1 %.4f on %d test images (%.1f s)", model, type(config).__name__,
+                         correct.mean(), len(y), time.perf_counter() - t0)  # fmt: skip
+                return {"correct": pack_bools(correct)}
+
+            payload = self._measure(f"{model} {type(config).__name__}", self._store_basis(model, config, "outcomes"),
+                                    compute, required=("correct",))  # fmt: skip
+            self._outcomes[memo] = unpack_bools(payload["correct"])
+        return self._outcomes[memo]
+
+    def accuracy(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
+        """``(top-1, images)`` of the artefact on the whole test split."""
+        correct = self.outcomes(model, config)
+        return float(np.mean(correct)), len(correct)
 
     def loaded(self, model: str, config: TechniqueConfig):
         """The pair's artefact loaded in its runtime with ``eval_threads`` (memoized)."""
@@ -293,13 +378,13 @@ class Runner:
 
         Args:
             model, technique: registered names.
-            config: overrides the technique's registered config (same type).
+            config: overrides the pair's config (default: :func:`compress.registry.pair_config`).
 
         Raises:
             NotImplementedError: the technique has no handler for the model's framework.
         """
         spec = get_technique(technique)
-        config = config or spec.config
+        config = config or pair_config(model, technique)
         memo = (model, technique, config)
         if memo in self._results:
             return self._results[memo]
@@ -310,12 +395,20 @@ class Runner:
                 f"(it supports: {', '.join(sorted(spec.frameworks())) or 'nothing yet'})"
             )
         ref, art = self.artefact(model, Float32Config()), self.artefact(model, config)
-        acc, n = self.accuracy(model, config)
+        correct, ref_correct = self.outcomes(model, config), self.outcomes(model, Float32Config())
+        acc, n = float(np.mean(correct)), len(correct)
         recipe = self.model(model).recipe
-        extra = {}
-        if hasattr(recipe, "extra_metrics"):
-            extra = recipe.extra_metrics(self.loaded(model, config).predict,
-                                         self.loaded(model, Float32Config()).predict)  # fmt: skip
+
+        def artefact_metrics() -> dict:
+            out = {"sparsity": sparsity(get_runtime(art.runtime).load(art, 1).weight_arrays())}
+            if hasattr(recipe, "extra_metrics"):
+                out["extra"] = recipe.extra_metrics(self.loaded(model, config).predict,
+                                                    self.loaded(model, Float32Config()).predict)  # fmt: skip
+            return out
+
+        basis = self._store_basis(model, config, "artefact_metrics", reference=digest_bytes(ref.data))
+        more = self._measure(f"{model} {technique} size and extra metrics", basis, artefact_metrics,
+                             required=("sparsity",))  # fmt: skip
         res = PairResult(
             model=model,
             technique=technique,
@@ -329,18 +422,20 @@ class Runner:
             reference_bytes=ref.nbytes,
             reference_gzip_bytes=ref.gzip_nbytes(),
             accuracy=acc,
-            baseline_accuracy=self.accuracy(model, Float32Config())[0],
+            baseline_accuracy=float(np.mean(ref_correct)),
             eval_images=n,
-            sparsity=sparsity(get_runtime(art.runtime).load(art, 1).weight_arrays()),
+            accuracy_upper=stats.accuracy_bound(correct).upper,
+            retention_upper=stats.retention_bound(correct, ref_correct).upper,
+            sparsity=more["sparsity"],
             parameters=self._params[(model, self._chain(config))],
             reference_parameters=self._params[(model, self._chain(Float32Config()))],
-            extra=extra,
+            extra=more.get("extra", {}),
         )
         self._results[memo] = res
         return res
 
     def latency_fn(self, model: str, technique: str, config: TechniqueConfig | None = None) -> Callable[[], Any]:
         """A function running one batch-1 inference of the pair's artefact on a real test image."""
-        art = self.artefact(model, config or get_technique(technique).config)
+        art = self.artefact(model, config or pair_config(model, technique))
         x = self.model(model).recipe.data("test")[0][0]
         return get_runtime(art.runtime).load(art, self.bench_threads).single_image_fn(x)

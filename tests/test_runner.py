@@ -67,7 +67,7 @@ def test_a_latency_bound_fails_when_not_measured_or_exceeded():
         "latency_ratio = { max = 0.9, last = 0.6 }\n"
     )
     bounds = thresholds.lookup(table, "m", "channels50")
-    ok = {"size_ratio": 0.4, "retention": 0.95}
+    ok = {"size_ratio": 0.4, "retention": 0.95, "retention_upper": 0.95}
     assert bounds.violations({**ok, "latency_ratio": 0.6}) == []
     assert "latency_ratio 0.9500 exceeds max 0.9" in bounds.violations({**ok, "latency_ratio": 0.95})[0]
     assert "not measured" in bounds.violations(ok)[0]

@@ -1,0 +1,124 @@
+"""The result store: measure once what cannot have changed.
+
+Accuracy and every other metric computed from an artefact's outputs are stored
+on disk, keyed by everything they depend on:
+
+- the artefact's bytes (SHA-256) and, for metrics that compare with the fp32
+  artefact, the reference artefact's bytes too;
+- the evaluation data (SHA-256 of the model-ready test arrays and labels);
+- the runtime and its version, and the evaluation threads;
+- :data:`EVAL_VERSION` (bump it when evaluation code changes meaning) and the
+  model recipe's description (its task outputs and preprocessing);
+- the CPU (kernels differ between instruction sets: int8 outputs may too).
+
+A warm run still rebuilds every artefact with the code under test; only when the
+rebuilt bytes and all the rest match is a stored result reused. Latency is never
+stored here: it is measured afresh on every run.
+
+Layout: ``$COMPRESS_BENCH_CACHE/results/<key>.json``. Each entry holds its
+payload and the SHA-256 of the payload's canonical JSON; an entry that does not
+parse, lacks a field or fails its checksum is logged, deleted and recomputed,
+never trusted. Writes are atomic (temporary file, fsync, rename), so a process
+killed mid-write leaves the old entry or none.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.cache import atomic_write_bytes, cache_root, recipe_key
+
+log = logging.getLogger(__name__)
+
+# Bump when the evaluation code (scoring, task outputs, metrics) changes meaning.
+EVAL_VERSION = 1
+ENV_NO_STORE = "COMPRESS_BENCH_NO_RESULT_STORE"
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def digest_arrays(*arrays: np.ndarray) -> str:
+    """SHA-256 over the dtype, shape and bytes of each array, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def pack_bools(x: np.ndarray) -> dict:
+    """A boolean vector as JSON: length and base64 of its packed bits."""
+    x = np.asarray(x, dtype=bool)
+    return {"n": int(x.size), "bits": base64.b64encode(np.packbits(x).tobytes()).decode("ascii")}
+
+
+def unpack_bools(d: dict) -> np.ndarray:
+    raw = np.frombuffer(base64.b64decode(d["bits"], validate=True), dtype=np.uint8)
+    out = np.unpackbits(raw)[: int(d["n"])].astype(bool)
+    if out.size != int(d["n"]):
+        raise ValueError(f"{d['n']} outcomes expected, {out.size} stored")
+    return out
+
+
+def _canonical(payload: Any) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+class ResultStore:
+    """Verified JSON results keyed by a dict of everything they depend on.
+
+    ``enabled=False`` (or ``$COMPRESS_BENCH_NO_RESULT_STORE=1``) measures every
+    time and stores nothing.
+    """
+
+    def __init__(self, root: Path | None = None, enabled: bool | None = None):
+        self.root = (root or cache_root()) / "results"
+        self.enabled = enabled if enabled is not None else os.environ.get(ENV_NO_STORE, "") in ("", "0")
+        self.hits = self.misses = 0
+
+    def path(self, basis: dict) -> Path:
+        return self.root / f"{recipe_key(basis)}.json"
+
+    def get(self, basis: dict, required: tuple[str, ...] = ()) -> dict | None:
+        """The stored payload for ``basis``, or None when absent or not verifiable."""
+        if not self.enabled:
+            return None
+        path = self.path(basis)
+        if not path.exists():
+            self.misses += 1
+            return None
+        try:
+            entry = json.loads(path.read_bytes())
+            payload = entry["payload"]
+            if digest_bytes(_canonical(payload)) != entry["sha256"]:
+                raise ValueError("checksum mismatch")
+            if entry.get("basis") != json.loads(_canonical(basis)):
+                raise ValueError("stored for another basis")
+            missing = [k for k in required if k not in payload]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+        except Exception as exc:  # any defect means: measure again, never trust
+            log.warning("stored result %s is unusable (%s); measuring again", path.name, exc)
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return payload
+
+    def put(self, basis: dict, payload: dict) -> None:
+        if not self.enabled:
+            return
+        entry = {"basis": json.loads(_canonical(basis)), "payload": payload,
+                 "sha256": digest_bytes(_canonical(payload))}  # fmt: skip
+        atomic_write_bytes(self.path(basis), json.dumps(entry, sort_keys=True).encode())

@@ -1,0 +1,61 @@
+"""compress.prepare: model families trained side by side, before anything is timed."""
+
+import logging
+
+import pytest
+
+from compress import prepare
+from compress.cache import WeightsCache
+from compress.profile import CostProfile
+
+PAIRS = [("tiny", "fp32"), ("tiny", "prune50"), ("tiny_torch", "fp32"), ("tiny_torch", "prune50")]
+
+
+def test_families_alternate_frameworks_and_keep_ports_with_their_parent():
+    fams = prepare.groups([("mobilenetv2", "int8"), ("resnet50", "int8"), ("resnet18", "int8"),
+                           ("efficientnet_lite0_tflite", "int8"), ("efficientnet_lite0", "fp32"),
+                           ("mobilenetv2", "fp32")])  # fmt: skip
+    firsts = [f[0][0] for f in fams]
+    assert firsts == ["mobilenetv2", "resnet18", "resnet50", "efficientnet_lite0_tflite"]
+    assert fams[0] == [("mobilenetv2", "int8"), ("mobilenetv2", "fp32")]
+    assert sorted(fams[3]) == [("efficientnet_lite0", "fp32"), ("efficientnet_lite0_tflite", "int8")]
+
+
+def test_jobs_from_the_environment_are_validated(monkeypatch):
+    monkeypatch.setenv(prepare.ENV_JOBS, "3")
+    assert prepare.default_jobs() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv(prepare.ENV_JOBS, bad)
+        with pytest.raises(ValueError, match=prepare.ENV_JOBS):
+            prepare.default_jobs()
+
+
+def test_workers_inherit_the_gates_offline_mode():
+    assert prepare._sockets_blocked()  # this suite runs with --disable-socket (tests/test_offline.py)
+
+
+def test_one_job_starts_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
+    summary = prepare.prepare(PAIRS, jobs=1)
+    assert summary["wall_s"] == 0 and not (tmp_path / "models").exists()
+
+
+def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
+    profile = CostProfile()
+    with caplog.at_level(logging.INFO):
+        summary = prepare.prepare(PAIRS, jobs=2, profile=profile)
+    assert summary["families"] == 2 and summary["failures"] == []
+    # worker log lines reach this process's logging (the gate's live log)
+    assert "train tiny" in caplog.text and "train tiny_torch" in caplog.text
+    rows = profile.rows()
+    assert rows["tiny.fp32"]["prepare train"] > 0 and rows["tiny_torch.prune50"]["prepare fine-tune"] > 0
+
+    from compress.runner import Runner
+
+    runner = Runner(cache=WeightsCache(tmp_path))
+    for m, t in PAIRS:  # all cached now: this process trains nothing
+        with runner.profile.pair(f"{m}.{t}"):
+            runner.prepare(m, t)
+    phases = {p for row in runner.profile.rows().values() for p in row}
+    assert not phases & {"train", "fine-tune"}, phases
