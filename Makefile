@@ -1,7 +1,7 @@
 # Two commands set up and run everything on a fresh machine:
-#   make bench   the merge gate (pytest benchmarks/ --benchmark-only), default tier
+#   make bench   the merge gate (pytest benchmarks/ --benchmark-only), tier `gate`
 #   make test    the unit tests
-# Extra pytest arguments: make bench ARGS="-k int8"
+# Every pair: make bench TIER=full. Extra pytest arguments: make bench ARGS="-k int8"
 #
 # tox lives in its own virtualenv; the suite's environment (~9 GB) is built once
 # under COMPRESS_BENCH_ENV and shared by both commands and by every clone.
@@ -10,10 +10,11 @@ TOX_VENV := $(COMPRESS_BENCH_ENV)/tox-venv
 TOX := $(TOX_VENV)/bin/tox
 PYTHON ?= python3.11
 ARGS ?=
+TIER ?= gate
 
 .PHONY: bench test data asv
 bench: $(TOX) data
-	$(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- $(ARGS)
+	$(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- --tier $(TIER) $(ARGS)
 
 test: $(TOX) data
 	$(TOX) run -e tests --workdir $(COMPRESS_BENCH_ENV)/tox -- $(ARGS)

@@ -46,7 +46,8 @@ def _cmd_list(args) -> int:
         w = max((len(n) for n in names), default=0)
         for name in names:
             s = registry.get_model(name)
-            print(f"  {name:<{w}}  {s.framework:<6} {s.tier:<10} {s.description}")
+            gate = "gate: all" if s.gate is True else f"gate: {','.join(s.gate)}" if s.gate else ""
+            print(f"  {name:<{w}}  {s.framework:<6} {s.tier:<10} {s.description}" + (f" [{gate}]" if gate else ""))
     if args.what in ("techniques", "all"):
         print("techniques:")
         names = registry.list_techniques()
@@ -79,9 +80,9 @@ def _cmd_run(args) -> int:
         raise registry.UnknownNameError(
             f"no technique matches {args.technique!r}; valid: {', '.join(registry.list_techniques())}"
         )
-    specs = [registry.get_technique(n) for n in names]
     overrides = _parse_set(args.set)
-    configs = [s.config.replace(**overrides) if overrides else s.config for s in specs]
+    base = [registry.pair_config(args.model, n) for n in names]  # the model's settings applied
+    configs = [c.replace(**overrides) if overrides else c for c in base]
 
     runner = Runner()
     family = registry.get_model(args.model).family
@@ -89,7 +90,7 @@ def _cmd_run(args) -> int:
     if args.latency_runs:  # latency ratios need each runtime's fp32 reference, timed in this run
         for ref in dict.fromkeys(runner.reference_technique(args.model, n) for n in names):
             if ref not in names:
-                art = runner.artefact(args.model, registry.get_technique(ref).config)
+                art = runner.artefact(args.model, registry.pair_config(args.model, ref))
                 rows.append({"model": args.model, "technique": ref, "family": family,
                              "runtime": art.runtime, "reference": True,
                              "latency_ms": _median_latency_ms(runner.latency_fn(args.model, ref), args.latency_runs)})  # fmt: skip
@@ -108,6 +109,7 @@ def _cmd_run(args) -> int:
     print(format_table(rows))
     if args.latency_runs:
         print(format_slower(rows))
+    print(runner.profile.format(), file=sys.stderr)
     if args.save:
         os.makedirs(args.save, exist_ok=True)
         for name, config in zip(names, configs, strict=True):
@@ -133,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list registered models and techniques")
     ls.add_argument("what", nargs="?", choices=("all", "models", "techniques"), default="all")
-    ls.add_argument("--tier", default=None, choices=TIERS, help="only models of this tier")
+    ls.add_argument("--tier", default=None, choices=TIERS,
+                    help="only models of this tier (gate: those with a pair in the merge gate)")  # fmt: skip
     ls.set_defaults(func=_cmd_list)
 
     run = sub.add_parser("run", help="run one model with one technique (or a glob of techniques)")
@@ -152,10 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.data_dir:
         os.environ["COMPRESS_BENCH_DATA"] = args.data_dir
+        from compress.data.fashion_mnist import DataNotFoundError, resolve_data_dir
+
+        try:  # a wrong path fails now, in one line, before the frameworks load; never a fall-back
+            resolve_data_dir(args.data_dir)
+        except DataNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.cache_dir:
         os.environ["COMPRESS_BENCH_CACHE"] = args.cache_dir
     preload()
     from compress import progress
+    from compress.cache import CacheWriteError
     from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError
     from compress.registry import UnknownNameError
 
@@ -163,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.use_bars(not args.quiet and sys.stderr.isatty())
     try:
         return args.func(args)
-    except (UnknownNameError, DataNotFoundError, DataCorruptError, ValueError, NotImplementedError) as exc:
+    except (UnknownNameError, DataNotFoundError, DataCorruptError, CacheWriteError, ValueError,
+            NotImplementedError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
