@@ -1,13 +1,17 @@
-"""Build every cached model a set of pairs needs, several model families at once.
+"""Build and evaluate what a set of pairs needs, several model families at once.
 
-Training and fine-tuning dominate a cold run, and they leave cores idle: torch
+Training, fine-tuning and evaluation dominate a cold run, and none of them
+depends on machine load; only latency does. They also leave cores idle: torch
 trains on a fixed single thread (:data:`compress.models.torch_common.TRAIN_THREADS`,
 for reproducibility) while TensorFlow trains on all cores. :func:`prepare` runs
 one worker process per model family (a model and its ports), ``jobs`` at a
 time, each training its models and fine-tuning their derived variants into the
-shared cache (entries are locked: a model is built once). Nothing is timed
-while this runs; the gate then converts, evaluates and times every pair
-serially, on a quiet machine, reading the models from the cache.
+shared cache (entries are locked: a model is built once), then building each
+pair's artefact and storing its evaluation in the result store
+(:mod:`compress.results`). Nothing is timed while this runs; the gate then
+rebuilds every artefact with the code under test, reuses a stored evaluation
+only where the rebuilt bytes match, and times every pair serially, on a quiet
+machine.
 
 Results do not depend on it: every model trains with a fixed seed and a fixed
 thread count (TensorFlow with op determinism), so a model built by a worker is
@@ -91,7 +95,9 @@ def _init_worker(queue, level: int, offline: bool) -> None:
 
 
 def _build_family(pairs: list[tuple[str, str]]) -> tuple[dict, list[str]]:
-    """In a worker: train and fine-tune what ``pairs`` need. Returns (profile rows, failures)."""
+    """In a worker: train, fine-tune and (when the result store is on) evaluate ``pairs``.
+
+    Returns (profile rows, failures)."""
     from compress.frameworks import preload
 
     preload()
@@ -103,6 +109,8 @@ def _build_family(pairs: list[tuple[str, str]]) -> tuple[dict, list[str]]:
             try:
                 if runner.skip_reason(m, t) is None:
                     runner.prepare(m, t)
+                    if runner.store.enabled:  # accuracy does not depend on load: stored for the gate
+                        runner.evaluate(m, t)
             except Exception as exc:  # the serial path rebuilds it and the pair's test reports it
                 logging.getLogger(__name__).warning("prepare %s.%s failed (%s: %s); the gate will "
                                                     "build it itself", m, t, type(exc).__name__, exc)  # fmt: skip

@@ -50,12 +50,14 @@ def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkey
     assert "train tiny" in caplog.text and "train tiny_torch" in caplog.text
     rows = profile.rows()
     assert rows["tiny.fp32"]["prepare train"] > 0 and rows["tiny_torch.prune50"]["prepare fine-tune"] > 0
+    assert rows["tiny_torch.prune50"]["prepare evaluate"] > 0
 
     from compress.runner import Runner
 
     runner = Runner(cache=WeightsCache(tmp_path))
-    for m, t in PAIRS:  # all cached now: this process trains nothing
+    for m, t in PAIRS:  # all built and evaluated now: this process trains and evaluates nothing
         with runner.profile.pair(f"{m}.{t}"):
-            runner.prepare(m, t)
+            runner.evaluate(m, t)
     phases = {p for row in runner.profile.rows().values() for p in row}
-    assert not phases & {"train", "fine-tune"}, phases
+    assert not phases & {"train", "fine-tune", "evaluate"}, phases
+    assert runner.store.hits > 0 and runner.store.misses == 0

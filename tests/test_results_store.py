@@ -138,3 +138,38 @@ def test_corrupt_stored_outcomes_are_recomputed_through_the_runner(fresh_runner,
     second = fresh_runner()
     assert np.array_equal(second.outcomes("tiny", Float32Config()), expected)
     assert second.store.hits == 0
+
+
+def test_killed_while_storing_a_result_leaves_nothing_that_is_trusted(tmp_path):
+    """SIGKILL in the middle of writing a stored result: the next run measures again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "writing"
+    child = f"""
+import os, time, numpy as np
+from pathlib import Path
+import compress.cache as cache
+from compress.results import ResultStore, pack_bools
+real_fsync = os.fsync
+def slow_fsync(fd):  # the temporary file is written, not yet renamed into place
+    Path({str(marker)!r}).touch()
+    time.sleep(60)
+os.fsync = slow_fsync
+ResultStore(Path({str(tmp_path)!r})).put({BASIS!r}, {{"correct": pack_bools(np.ones(10_000, bool))}})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    deadline = time.time() + 60
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, "the child never reached the write"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = ResultStore(tmp_path)
+    assert store.get(BASIS, required=("correct",)) is None  # nothing half-written is taken for a result
+    assert not store.path(BASIS).exists()
+    store.put(BASIS, {"correct": pack_bools(np.ones(3, bool))})  # the next run stores afresh
+    assert unpack_bools(store.get(BASIS)["correct"]).tolist() == [True] * 3
