@@ -157,7 +157,9 @@ def pytest_terminal_summary(terminalreporter):
     if runner:
         terminalreporter.write_sep("=", "cost profile (this run)")
         terminalreporter.write_line(_profile().format())
-        if _prepare_summary.get("wall_s"):
+        if _prepare_summary.get("skipped"):
+            terminalreporter.write_line(f"prepare: not started ({_prepare_summary['skipped']})")
+        elif _prepare_summary.get("wall_s"):
             terminalreporter.write_line(
                 f"prepare: {_prepare_summary['families']} model families built {_prepare_summary['jobs']} at a time "
                 f"in {_prepare_summary['wall_s']:.0f} s wall before timing started"

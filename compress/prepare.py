@@ -122,14 +122,24 @@ def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
             profile: CostProfile | None = None) -> dict:  # fmt: skip
     """Train and fine-tune, into the cache, every model ``pairs`` need; ``jobs`` families at once.
 
-    Returns a summary: ``{"jobs", "families", "wall_s", "failures"}``. With one
-    job or one family nothing is started: the serial path builds as it goes.
+    Returns a summary: ``{"jobs", "families", "wall_s", "failures", "skipped"}``.
+    With one job or one family, or when every model is already trained (a warm
+    cache: the workers would only repeat what the serial path does), nothing is
+    started: the serial path builds as it goes.
     """
     pairs = list(pairs)
     jobs = default_jobs() if jobs is None else jobs
     fams = groups(pairs)
-    summary = {"jobs": jobs, "families": len(fams), "wall_s": 0.0, "failures": []}
+    summary = {"jobs": jobs, "families": len(fams), "wall_s": 0.0, "failures": [], "skipped": ""}
     if jobs < 2 or len(fams) < 2:
+        summary["skipped"] = "one job" if jobs < 2 else "one model family"
+        return summary
+    from compress.runner import Runner
+
+    probe = Runner()
+    if all(probe.is_cached(m) for m in {m for m, _ in pairs}):
+        summary["skipped"] = "every model is already trained"
+        log.info("prepare: every model of the %d pairs is already trained; building as the pairs run", len(pairs))
         return summary
     t0 = time.perf_counter()
     log.info("prepare: building the models of %d pairs, %d model families, %d at a time (%s)",

@@ -182,30 +182,42 @@ class Runner:
         with self.profile.phase("load"):
             return self.weights.get_or_build(name, key, timed_build, info=basis)
 
+    def _model_basis(self, name: str) -> tuple[str, dict, Any]:
+        """``(cache key, basis, recipe)`` of the trained model ``name``, computed without loading it."""
+        spec = get_model(name)
+        recipe = spec.recipe()
+        basis = {
+            "model": name,
+            "recipe": _describe_recipe(recipe),
+            "recipe_version": RECIPE_VERSION,
+            "versions": self._versions_for(spec.framework),
+        }
+        if hasattr(recipe, "source_digest"):  # weights read from a user's file
+            basis["source"] = recipe.source_digest()
+        if spec.framework == "torch":  # what torch training makes depends on it
+            from compress.models.torch_common import TRAIN_THREADS
+
+            basis["train_threads"] = TRAIN_THREADS
+        port_of = getattr(recipe, "port_of", None)
+        if port_of:  # a port to another framework of a registered model: reuses its weights
+            basis["port_of"] = self._model_basis(port_of)[0]
+        return recipe_key(basis), basis, recipe
+
+    def is_cached(self, name: str) -> bool:
+        """True when the trained weights of ``name`` are in the cache (nothing to train)."""
+        key = self._model_basis(name)[0]
+        return all(p.exists() for p in self.weights.paths(name, key))
+
     def model(self, name: str) -> LoadedModel:
         """The trained model ``name``: from the cache, or trained now and cached."""
         if name not in self._models:
             spec = get_model(name)
-            recipe = spec.recipe()
-            basis = {
-                "model": name,
-                "recipe": _describe_recipe(recipe),
-                "recipe_version": RECIPE_VERSION,
-                "versions": self._versions_for(spec.framework),
-            }
-            if hasattr(recipe, "source_digest"):  # weights read from a user's file
-                basis["source"] = recipe.source_digest()
-            if spec.framework == "torch":  # what torch training makes depends on it
-                from compress.models.torch_common import TRAIN_THREADS
-
-                basis["train_threads"] = TRAIN_THREADS
+            key, basis, recipe = self._model_basis(name)
             build = lambda: recipe.weights(recipe.train(name))  # noqa: E731
             port_of = getattr(recipe, "port_of", None)
-            if port_of:  # a port to another framework of a registered model: reuse its weights
+            if port_of:
                 parent = self.model(port_of)
-                basis["port_of"] = parent.key
                 build = lambda: recipe.weights(recipe.port_from(parent.recipe, parent.native))  # noqa: E731
-            key = recipe_key(basis)
             weights, cached = self._cached(name, key, build, basis, "train")
             log.info("%s: %s weights %s", name, "cached" if cached else "trained", key)
             self._models[name] = self._materialize(name, spec.framework, recipe, key, weights)

@@ -37,7 +37,7 @@ def test_workers_inherit_the_gates_offline_mode():
 def test_one_job_starts_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
     summary = prepare.prepare(PAIRS, jobs=1)
-    assert summary["wall_s"] == 0 and not (tmp_path / "models").exists()
+    assert summary["wall_s"] == 0 and summary["skipped"] == "one job" and not (tmp_path / "models").exists()
 
 
 def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkeypatch, caplog):
@@ -61,3 +61,7 @@ def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkey
     phases = {p for row in runner.profile.rows().values() for p in row}
     assert not phases & {"train", "fine-tune", "evaluate"}, phases
     assert runner.store.hits > 0 and runner.store.misses == 0
+    assert all(runner.is_cached(m) for m, _ in PAIRS)
+
+    again = prepare.prepare(PAIRS, jobs=2)  # warm: the workers would only repeat the serial path
+    assert again["skipped"] == "every model is already trained" and again["wall_s"] == 0
