@@ -1,7 +1,8 @@
 """The result store: measure once what cannot have changed.
 
-Accuracy and every other metric computed from an artefact's outputs are stored
-on disk, keyed by everything they depend on:
+Accuracy and every other metric computed from an artefact's outputs or bytes
+(per-example outcomes, weight sparsity, gzip -9 size, model-specific metrics)
+are stored on disk, keyed by everything they depend on:
 
 - the artefact's bytes (SHA-256) and, for metrics that compare with the fp32
   artefact, the reference artefact's bytes too;
