@@ -324,3 +324,39 @@ def test_int8_config_calibration_size_changes_the_artefact(tt):
     a = tt.artefact(MODEL, Int8Config(calibration_size=100))
     b = tt.artefact(MODEL, Int8Config(calibration_size=20))
     assert a.data != b.data
+
+
+def test_int8_calibrates_on_the_fixed_thread_count_whatever_the_caller_set(tt, monkeypatch):
+    """Observed activation ranges depend on the float reduction order: EfficientNet-Lite0's int8
+    bytes differed between a process on one thread and one on two until calibration was pinned."""
+    import torch
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    from compress.determinism import TORCH_THREADS
+
+    seen, hooks = [], []
+    real_prepare, real_convert = quantize_pt2e.prepare_pt2e, quantize_pt2e.convert_pt2e
+
+    def spy_prepare(module, quantizer):
+        prepared = real_prepare(module, quantizer)
+        hooks.append(prepared.register_forward_pre_hook(lambda m, a: seen.append(torch.get_num_threads())))
+        return prepared
+
+    def convert(prepared, *a, **kw):
+        hooks.pop().remove()
+        return real_convert(prepared, *a, **kw)
+
+    monkeypatch.setattr(quantize_pt2e, "prepare_pt2e", spy_prepare)
+    monkeypatch.setattr(quantize_pt2e, "convert_pt2e", convert)
+    before = torch.get_num_threads()
+    arts = []
+    try:
+        for n in (2, 1):
+            torch.set_num_threads(n)
+            cfg = Int8Config(calibration_size=100)
+            arts.append(handler_for(cfg, "torch")(tt.model(MODEL), cfg, tt).data)  # not memoized
+            assert torch.get_num_threads() == n, "the caller's thread count is restored"
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {TORCH_THREADS}
+    assert arts[0] == arts[1]

@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from compress.determinism import TORCH_THREADS, torch_threads
+
 
 def state_arrays(module) -> list[np.ndarray]:
     """The ``state_dict`` values of ``module`` as numpy arrays, in state_dict order."""
@@ -94,7 +96,7 @@ class TorchArrays:
 # on one 0.9000 (bit-identical to the model cached earlier, which had been trained
 # after a one-thread timing). Part of every torch model's cache key; one thread took
 # 410 s for ResNet18's 3 epochs here, two 180 s.
-TRAIN_THREADS = 1
+TRAIN_THREADS = TORCH_THREADS
 
 
 def fit(
@@ -118,15 +120,9 @@ def fit(
     intra-op thread count is :data:`TRAIN_THREADS` for the whole fit (restored
     after), so the same recipe gives the same weights whatever ran before.
     """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(TRAIN_THREADS)
-    try:
+    with torch_threads(TRAIN_THREADS):
         _fit(module, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
              seed=seed, label=label, callbacks=callbacks, weight_decay=weight_decay)  # fmt: skip
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callbacks, weight_decay) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from compress.determinism import torch_threads
 from compress.registry import register_handler
 from compress.runtimes.base import Artefact
 from compress.techniques.quantization import (
@@ -172,7 +173,9 @@ def pt2e_int8_program(module, example: np.ndarray, calib: np.ndarray, batch_size
     Args:
         module: a float module in eval mode (not modified).
         example: an input batch of at least 2 images (a batch of 1 would specialize the batch axis).
-        calib: calibration inputs, run in batches of ``batch_size``.
+        calib: calibration inputs, run in batches of ``batch_size``, on
+            :data:`compress.determinism.TORCH_THREADS` threads (same bytes whatever
+            ran before).
     """
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -188,7 +191,7 @@ def pt2e_int8_program(module, example: np.ndarray, calib: np.ndarray, batch_size
     exported = torch.export.export(copy.deepcopy(module).eval(), args, dynamic_shapes=dims, strict=True)
     quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(exported.module(), quantizer)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads():  # observed ranges depend on the reduction order
         for i in range(0, len(calib), batch_size):
             prepared(torch.from_numpy(np.ascontiguousarray(calib[i : i + batch_size])))
     converted = convert_pt2e(prepared)
