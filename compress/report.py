@@ -70,6 +70,20 @@ def slower_than_fp32(rows: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
+# A size or gzip ratio this close to 1 is no compression (a state_dict also stores names and metadata).
+NOTHING = 0.98
+
+
+def compressed_nothing(rows: list[dict]) -> list[dict]:
+    """Compressed rows whose artefact is no smaller than their fp32 one, stored or gzipped
+    (torch dynamic int8 quantizes only ``nn.Linear``: on a conv net that is one small layer)."""
+    return [
+        r for r in rows
+        if not r.get("reference", r.get("technique") == "fp32")
+        and r.get("size_ratio", 0) >= NOTHING and r.get("gzip_ratio", 1.0) >= NOTHING
+    ]  # fmt: skip
+
+
 def format_table(rows: list[dict]) -> str:
     """Render rows (dicts of metrics) as an aligned text table; missing cells show '-'."""
     rows = with_latency_ratios(rows)
@@ -89,11 +103,18 @@ def format_table(rows: list[dict]) -> str:
 
 
 def format_slower(rows: list[dict]) -> str:
-    """A plain statement of which compressed artefacts are slower than their fp32 export."""
+    """A plain statement of which compressed artefacts are slower than their fp32 export,
+    and which compressed nothing."""
     slow = slower_than_fp32(rows)
     if not slow:
-        return "No compressed artefact was slower than its own fp32 export in this run."
-    lines = ["Slower than their own fp32 export on this machine (batch 1, same run):"]
-    for r in sorted(slow, key=lambda r: -r["latency_ratio"]):
-        lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): {r['latency_ratio']:.2f}x")
+        lines = ["No compressed artefact was slower than its own fp32 export in this run."]
+    else:
+        lines = ["Slower than their own fp32 export on this machine (batch 1, same run):"]
+        for r in sorted(slow, key=lambda r: -r["latency_ratio"]):
+            lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): {r['latency_ratio']:.2f}x")
+    same = compressed_nothing(rows)
+    if same:
+        lines.append("Compressed nothing (size and gzip ratio >= %.2f of their fp32 artefact):" % NOTHING)
+        for r in same:
+            lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): size {r['size_ratio']:.3f}")
     return "\n".join(lines)

@@ -50,3 +50,20 @@ def test_slower_artefacts_are_named_plainly():
     text = format_slower(rows)
     assert "m.dynamic_range (litert): 1.70x" in text and "int8" not in text
     assert "No compressed" in format_slower(rows[::2])
+
+
+def test_artefacts_that_compress_nothing_are_named_plainly():
+    from compress.report import format_slower
+
+    rows = [
+        {"model": "r", "technique": "fp32", "runtime": "torch-eager", "latency_ms": 1.0, "size_ratio": 1.0},
+        {"model": "r", "technique": "dynamic_range", "runtime": "torch-eager", "latency_ms": 0.9,
+         "size_ratio": 0.9997, "gzip_ratio": 0.9998},
+        {"model": "r", "technique": "prune50", "runtime": "torch-eager", "latency_ms": 1.0,
+         "size_ratio": 1.0, "gzip_ratio": 0.6},  # smaller on the wire: sparsity is the point
+        {"model": "r", "technique": "int8", "runtime": "torch-eager", "latency_ms": 0.5, "size_ratio": 0.26},
+    ]  # fmt: skip
+    text = format_slower(rows)
+    assert "Compressed nothing" in text and "r.dynamic_range (torch-eager): size 1.000" in text
+    assert "prune50" not in text and "r.int8" not in text
+    assert "Compressed nothing" not in format_slower([rows[0], rows[3]])
