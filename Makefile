@@ -12,11 +12,11 @@ PYTHON ?= python3.11
 ARGS ?=
 TIER ?= gate
 
-.PHONY: bench test data asv
-bench: $(TOX) data
+.PHONY: bench test data toolchain asv
+bench: $(TOX) data toolchain
 	$(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- --tier $(TIER) $(ARGS)
 
-test: $(TOX) data
+test: $(TOX) data toolchain
 	$(TOX) run -e tests --workdir $(COMPRESS_BENCH_ENV)/tox -- $(ARGS)
 
 $(TOX):
@@ -26,6 +26,10 @@ $(TOX):
 # Fashion-MNIST from Debian's dataset-fashion-mnist, when this machine can install it.
 data:
 	@sh .ci/install-data.sh
+
+# A C++ compiler (Debian's g++) for the torch-inductor runtime, when none is present.
+toolchain:
+	@sh .ci/install-toolchain.sh
 
 # asv for the current commit, offline, in the suite's environment (built by
 # `make bench` or `make test`). Results and HTML stay under .asv/.

@@ -57,14 +57,16 @@ def default_jobs() -> int:
 
 def family_cost(members: list[tuple[str, str]]) -> float:
     """Estimated cold build seconds of a family's selected pairs: each model's ``cold_cost_s``
-    times the share of its full-tier pairs selected (a model that declares none counts 0)."""
+    times the share of its framework's techniques selected (a model that declares none counts 0)."""
     from compress.registry import get_model, list_techniques
 
     counts: dict[str, int] = {}
     for m, _ in members:
         counts[m] = counts.get(m, 0) + 1
-    n_techniques = max(1, len(list_techniques()))
-    return sum(get_model(m).cold_cost_s * min(1.0, n / n_techniques) for m, n in counts.items())
+    return sum(
+        get_model(m).cold_cost_s * min(1.0, n / max(1, len(list_techniques(framework=get_model(m).framework))))
+        for m, n in counts.items()
+    )
 
 
 def groups(pairs: Iterable[tuple[str, str]]) -> list[list[tuple[str, str]]]:

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 # Column order of the table; phases not listed here follow in the order first seen.
-PHASES = ("prepare train", "prepare fine-tune", "prepare build", "prepare evaluate", "train", "fine-tune",
-          "load", "build", "evaluate", "reuse", "latency", "other")  # fmt: skip
+PHASES = ("prepare train", "prepare fine-tune", "prepare build", "prepare compile", "prepare evaluate", "train",
+          "fine-tune", "load", "build", "compile", "evaluate", "reuse", "latency", "other")  # fmt: skip
 PARALLEL_PREFIX = "prepare "  # phases run in worker processes (compress.prepare), beside each other
 
 

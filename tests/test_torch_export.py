@@ -56,9 +56,9 @@ def test_onnx_config_validates_and_marks_its_reference():
 
 def test_runtimes_reject_what_they_cannot_load():
     with pytest.raises(ValueError, match="meta"):
-        get_runtime("torch").load(Artefact(b"", "pt", "torch"), 1)
+        get_runtime("torch-eager").load(Artefact(b"", "pt", "torch-eager"), 1)
     with pytest.raises(ValueError, match="'tflite'"):
-        get_runtime("torch").load(Artefact(b"", "tflite", "torch"), 1)
+        get_runtime("torch-eager").load(Artefact(b"", "tflite", "torch-eager"), 1)
     with pytest.raises(ValueError, match="'pt'"):
         get_runtime("onnxruntime").load(Artefact(b"", "pt", "onnxruntime"), 1)
 
@@ -298,7 +298,7 @@ def test_onnx_dynamic_stores_int8_weights(tt):
 def test_runner_evaluates_every_torch_technique(tt, name):
     res = tt.evaluate(MODEL, name)
     assert res.eval_images == 10000
-    assert res.runtime == ("onnxruntime" if name.startswith("onnx") else "torch")
+    assert res.runtime == ("onnxruntime" if name.startswith("onnx") else "torch-eager")
     assert res.runtime_version
     assert res.baseline_accuracy > 0.5
     assert res.retention > (0.3 if name in FRAGILE else 0.97)
@@ -314,7 +314,7 @@ def test_pt_artefacts_load_only_into_their_skeleton(tt):
     """Every value comes from the bytes: the skeleton holds zeros."""
     art = tt.artefact(MODEL, Float32Config())
     assert all(not v.any() for v in art.meta().state_dict().values())
-    loaded = get_runtime("torch").load(art, 1)
+    loaded = get_runtime("torch-eager").load(art, 1)
     native = tt.model(MODEL).native.state_dict()
     assert all(np.array_equal(v.numpy(), native[k].numpy()) for k, v in loaded.module.state_dict().items())
 

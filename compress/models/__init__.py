@@ -44,8 +44,8 @@ def inceptionv3():
 
 # In the gate: one pair per torch handler (prune80 and channels25 run the same
 # handlers as prune50 and channels50 at another setting; MobileNetV2 gates them).
-_RESNET18_GATE = ("fp32", "dynamic_range", "float16", "bfloat16", "int8", "onnx_fp32", "onnx_dynamic",
-                  "onnx_int8", "prune50", "prune50_int8", "channels50")  # fmt: skip
+_RESNET18_GATE = ("fp32", "dynamic_range", "float16", "bfloat16", "int8", "inductor_fp32", "inductor_int8",
+                  "onnx_fp32", "onnx_dynamic", "onnx_int8", "prune50", "prune50_int8", "channels50")  # fmt: skip
 
 
 # Magnitude pruning's recovery fine-tune at 2e-4 instead of 1e-3 (AdamW, cosine, 3 epochs on

@@ -49,6 +49,7 @@ class LoadedArtefact(ABC):
 
 class Runtime(ABC):
     name: str
+    compiles: bool = False  # load compiles the artefact for this machine: its own cost-profile phase
 
     @abstractmethod
     def version(self) -> str: ...
@@ -56,10 +57,15 @@ class Runtime(ABC):
     @abstractmethod
     def load(self, artefact: Artefact, num_threads: int) -> LoadedArtefact: ...
 
+    def weight_arrays(self, artefact: Artefact) -> list[np.ndarray] | None:
+        """The artefact's conv and dense weights as stored (see :meth:`LoadedArtefact.weight_arrays`)."""
+        return self.load(artefact, 1).weight_arrays()
+
 
 RUNTIMES = {
     "litert": "compress.runtimes.litert:LiteRT",
-    "torch": "compress.runtimes.torch_eager:TorchEager",
+    "torch-eager": "compress.runtimes.torch_eager:TorchEager",
+    "torch-inductor": "compress.runtimes.torch_inductor:TorchInductor",
     "onnxruntime": "compress.runtimes.onnxrt:OnnxRuntime",
 }
 

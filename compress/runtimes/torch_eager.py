@@ -22,7 +22,7 @@ _PACKED = "._packed_params._packed_params"  # dynamic-quantized Linear: (int8 we
 
 
 class TorchEager(Runtime):
-    name = "torch"
+    name = "torch-eager"
 
     def version(self) -> str:
         from importlib.metadata import version

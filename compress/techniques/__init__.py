@@ -12,6 +12,7 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     tflite,
     tfmot_prune,
     torch_channels,
+    torch_compile,
     torch_export,
     torch_prune,
 )
@@ -26,6 +27,7 @@ from compress.techniques.quantization import (
     Float32Config,
     Int8Config,
 )
+from compress.techniques.torch_compile import InductorConfig
 
 register_technique("fp32", Float32Config(), "no compression: the reference artefact")
 register_technique("dynamic_range", DynamicRangeConfig(),
@@ -34,6 +36,10 @@ register_technique("float16", Float16Config(), "float16 weights")
 register_technique("bfloat16", BFloat16Config(), "bfloat16 weights and compute (torch)")
 register_technique("int8", Int8Config(),
                    "static int8 calibrated on `calib` (TFLite: int8 I/O; torch: PT2E x86)")  # fmt: skip
+register_technique("inductor_fp32", InductorConfig("fp32"),
+                   "torch.export program compiled by Inductor (freezing, C++ wrapper), no quantization")  # fmt: skip
+register_technique("inductor_int8", InductorConfig("int8"),
+                   "PT2E static int8 (x86) compiled by Inductor to oneDNN int8 kernels")  # fmt: skip
 register_technique("onnx_fp32", OnnxConfig("fp32"), "ONNX for onnxruntime, no quantization")
 register_technique("onnx_dynamic", OnnxConfig("dynamic"),
                    "ONNX, per-channel int8 weights, activations quantized at run time")  # fmt: skip

@@ -82,7 +82,7 @@ def state_dict_bytes(state: dict) -> bytes:
 
 
 def _pt(state: dict, build: Callable[[], Any]) -> Artefact:
-    return Artefact(state_dict_bytes(state), format="pt", runtime="torch", meta=build)
+    return Artefact(state_dict_bytes(state), format="pt", runtime="torch-eager", meta=build)
 
 
 @register_handler(Float32Config, "torch")
@@ -214,7 +214,7 @@ def int8(model, config: Int8Config, ctx) -> Artefact:
     calib = calib_x[: config.calibration_size]
     log.info("int8 (PT2E): calibrating %s on %d images of the calib split", model.name, len(calib))
     program = pt2e_int8_program(model.native, calib_x[:2], calib)
-    return Artefact(program_bytes(program), format="pt2", runtime="torch")
+    return Artefact(program_bytes(program), format="pt2", runtime="torch-eager")
 
 
 _DEBUG_META = ("stack_trace", "from_node", "nn_module_stack", "source_fn_stack", "torch_fn")

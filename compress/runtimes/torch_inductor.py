@@ -1,0 +1,208 @@
+"""Inductor-compiled PyTorch runtime: a ``pt2`` ExportedProgram compiled for this CPU at load.
+
+What a CPU server deploying a torch model runs: ``torch.compile`` of the
+exported program with Inductor's ``freezing`` (weights become constants, so
+the x86 int8 patterns of a PT2E program are lowered to oneDNN int8 kernels,
+and BatchNorm is folded) and its C++ wrapper (the generated kernels are called
+from C++, not Python). The shipped artefact is the ``.pt2`` file (its bytes are
+the size); compilation is a cost of deployment, charged to its own phase
+(``compile``) of the cost profile.
+
+Why ``torch.compile`` over the exported program rather than an AOTInductor
+package: the artefact stays the portable ``.pt2`` that the eager runtime also
+runs (the eager/compiled comparison is of the same bytes), the compiled code
+is specialized for the CPU it runs on (an AOTInductor package is compiled for
+the build machine's ISA), and Inductor's own on-disk cache (kept under the
+suite's cache, ``$COMPRESS_BENCH_CACHE/inductor``) reuses a compilation when
+the same program is compiled again.
+
+The module is compiled for batch 1 (``dynamic=False``): latency is measured at
+batch 1, and accuracy is evaluated one image at a time through the same
+compiled code, so one compilation per artefact and thread count serves both.
+Inductor's C++ kernels fix their OpenMP thread count when they are generated,
+so each thread count is its own compilation.
+
+Compilation needs a C++ compiler (``g++`` from Debian's ``g++`` package; the
+README's two commands install it where it is missing). Without one, loading
+raises :class:`CompilerMissing` naming the package.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import time
+from typing import Callable
+
+import numpy as np
+
+from compress.runtimes.base import Artefact, LoadedArtefact, Runtime
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TorchInductor", "CompilerMissing", "INDUCTOR_OPTIONS", "compiler"]
+
+# freezing: constants folded, PT2E int8 patterns lowered to oneDNN int8 kernels.
+# cpp_wrapper: the compiled graph is driven from C++ (ResNet18 int8 at 32 px, one
+# thread: 1.15 ms with the Python wrapper, 0.82 ms with the C++ one).
+INDUCTOR_OPTIONS = {"freezing": True, "cpp_wrapper": True}
+
+
+class CompilerMissing(RuntimeError):
+    """No C++ compiler for Inductor on this machine."""
+
+
+def compiler() -> str:
+    """Path of the C++ compiler Inductor will call, or raise :class:`CompilerMissing`.
+
+    Inductor calls ``$CXX`` when set, else the first of its configured
+    candidates (``g++``, ``clang++``...) found on ``PATH``.
+    """
+    from torch._inductor import config
+
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else [c for c in config.cpp.cxx if c]
+    for c in candidates:
+        path = shutil.which(c)
+        if path:
+            return path
+    raise CompilerMissing(
+        "the torch-inductor runtime compiles the model to C++ and found no C++ compiler "
+        f"(looked for {', '.join(candidates) or 'g++'} on PATH). Install one: on Debian or Ubuntu "
+        "`apt-get install g++` (the README's `make test` / `make bench` do it when they can), "
+        "or set CXX to a compiler's path."
+    )
+
+
+def _inductor_cache_dir() -> None:
+    """Keep Inductor's compilation cache with the suite's cache (cleared with it), unless the user chose one."""
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        from compress.cache import cache_root
+
+        path = cache_root() / "inductor"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+
+
+class TorchInductor(Runtime):
+    name = "torch-inductor"
+    compiles = True
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return f"torch {version('torch')}, inductor {sorted(INDUCTOR_OPTIONS.items())}"
+
+    def load(self, artefact: Artefact, num_threads: int = 1) -> "LoadedInductor":
+        """Load a ``pt2`` artefact and compile it for batch 1 on ``num_threads`` threads.
+
+        Raises:
+            ValueError: an artefact that is not ``pt2``.
+            CompilerMissing: no C++ compiler.
+        """
+        import torch
+
+        if artefact.format != "pt2":
+            raise ValueError(f"the torch-inductor runtime compiles 'pt2' artefacts, not {artefact.format!r}")
+        compiler()
+        _inductor_cache_dir()
+        _register_int8_lowering()
+        program = torch.export.load(io.BytesIO(artefact.data))
+        shape = _input_shape(program)
+        module = program.module()
+        if torch.get_num_threads() != num_threads:
+            torch.set_num_threads(num_threads)
+        t0 = time.perf_counter()
+        # Freezing and the C++ wrapper are set for the process, not passed as compile options:
+        # - Dynamo installs a module's weights as graph attributes (which freezing turns into
+        #   constants and folds, int8 weight prepacking included) only when the global flag is on;
+        #   as an option only, the weights reach Inductor as graph inputs, nothing folds, and an
+        #   int8 program fails to compile (onednn.qconv_prepack has no fake kernel, torch 2.14);
+        # - a strict torch.export later in the process (building the next int8 artefact) drops
+        #   Dynamo's compiled code: the next call compiles again, under the global config. With it
+        #   off, that recompilation silently gave unfrozen code with a Python wrapper (ResNet18
+        #   fp32: 10.4 ms per image instead of 2.2 ms).
+        # Nothing else in the suite compiles; strict exports run with gradients on, where the flag
+        # changes nothing.
+        for key, value in INDUCTOR_OPTIONS.items():
+            setattr(torch._inductor.config, key, value)
+        with torch.no_grad():
+            compiled = torch.compile(module, dynamic=False, fullgraph=True)
+            compiled(torch.zeros((1, *shape)))  # compiles here, not in the first timed call
+        seconds = time.perf_counter() - t0
+        log.info("torch-inductor: compiled a %d-byte program for batch 1 on %d thread(s) in %.1f s",
+                 artefact.nbytes, num_threads, seconds)  # fmt: skip
+        return LoadedInductor(compiled, module, num_threads, seconds)
+
+    def weight_arrays(self, artefact: Artefact) -> list[np.ndarray]:
+        """Read from the program as stored: nothing is compiled."""
+        from compress.runtimes.torch_eager import TorchEager
+
+        return TorchEager().load(artefact, 1).weight_arrays()
+
+
+def _register_int8_lowering() -> None:
+    """Import torchao's x86 quantizer, which registers the Inductor passes lowering PT2E int8 patterns
+    to oneDNN int8 kernels: without them a process that only loads an int8 program (never built
+    one) would compile the reference quantize/dequantize ops around float kernels."""
+    from compress import frameworks
+
+    if frameworks.has("torchao"):
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
+
+
+def _input_shape(program) -> tuple[int, ...]:
+    """The shape of one input example (without the batch axis) from the program's first user input."""
+    spec = program.graph_signature
+    names = set(spec.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            return tuple(int(d) for d in node.meta["val"].shape[1:])
+    raise ValueError("the exported program has no user input")
+
+
+class LoadedInductor(LoadedArtefact):
+    def __init__(self, compiled, module, num_threads: int, compile_seconds: float):
+        self.compiled = compiled
+        self.module = module  # the uncompiled graph: what the artefact stores
+        self._threads = num_threads
+        self.compile_seconds = compile_seconds
+
+    def _set_threads(self) -> None:
+        import torch
+
+        if torch.get_num_threads() != self._threads:
+            torch.set_num_threads(self._threads)
+
+    def predict(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
+        """Outputs for ``x``, one image at a time through the batch-1 compiled code (``batch_size`` unused)."""
+        import torch
+
+        self._set_threads()
+        rows = []
+        with torch.no_grad():  # the grad mode it was compiled under: no recompilation
+            for i in range(len(x)):
+                rows.append(self.compiled(torch.from_numpy(np.ascontiguousarray(x[i : i + 1]))).float().numpy())
+        return np.concatenate(rows)
+
+    def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
+        import torch
+
+        # a new array, not x[None]: numpy gives the added axis stride 0, and compiled code guards on
+        # strides (it would recompile for it)
+        sample = torch.from_numpy(np.array(x[None], dtype=np.float32, order="C", copy=True))
+        compiled, set_threads, no_grad = self.compiled, self._set_threads, torch.no_grad
+
+        def run() -> np.ndarray:
+            set_threads()
+            with no_grad():
+                return compiled(sample).float().numpy()
+
+        return run
+
+    def weight_arrays(self) -> list[np.ndarray]:
+        """Conv and linear weights as the ``pt2`` stores them (int8 dequantized), in graph order."""
+        from compress.runtimes.torch_eager import _program_weights
+
+        return _program_weights(self.module)
