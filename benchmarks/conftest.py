@@ -5,6 +5,7 @@ profile of the run."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import pytest
@@ -33,6 +34,16 @@ def pytest_configure(config):
     except thresholds.ThresholdsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_TABLE] = table
+    # --device: the session's Runner and the prepare workers read it from the environment.
+    device = config.getoption("device")
+    if device:
+        from compress.runner import ENV_DEVICE
+        from compress.runtimes.torch_eager import torch_unavailable
+
+        why = torch_unavailable(device)
+        if why:
+            raise pytest.UsageError(f"--device {device}: {why}")
+        os.environ[ENV_DEVICE] = device
 
 
 _TABLE = pytest.StashKey[dict]()
@@ -51,6 +62,13 @@ def pytest_addoption(parser):
         default=None,
         help="model families trained and fine-tuned at once before timing starts "
         f"(default: ${prepare.ENV_JOBS} or 2 on 2+ cores; 1: build as the pairs run)",
+    )
+    parser.addoption(
+        "--device",
+        default=None,
+        choices=registry.DEVICES,
+        help="where the artefacts run: cpu, or cuda for the torch and ONNX Runtime pairs with GPU "
+        "kernels (others are skipped with the reason) (default: $COMPRESS_BENCH_DEVICE or cpu)",
     )
     parser.addoption(
         "--thresholds",

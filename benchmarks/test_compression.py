@@ -36,15 +36,16 @@ def test_pair(benchmark, runner, bounds_table, record, pair_profile, model, tech
                                 reference=config.is_fp32_reference(), reference_technique=reference,
                                 config=result.config, model_key=result.model_key,
                                 runtime=result.runtime, runtime_version=result.runtime_version,
-                                versions=result.versions, machine=result.machine)  # fmt: skip
+                                versions=result.versions, machine=result.machine,
+                                device=result.device, device_name=result.device_name)  # fmt: skip
 
     with pair_profile.phase("latency"):
         benchmark(fn)
 
     record(f"{model}.{technique}", {**metrics, "model": model, "technique": technique,
-                                    "family": spec.family, "runtime": result.runtime,
+                                    "family": spec.family, "runtime": result.runtime, "device": result.device,
                                     "reference": config.is_fp32_reference(),
                                     "latency_ms": benchmark.stats.stats.median * 1e3})  # fmt: skip
     bounds = thresholds.lookup(bounds_table, model, technique)  # after measuring: a new pair shows its numbers
-    failures = bounds.violations(metrics)
+    failures = bounds.violations(metrics, device=result.device)
     assert not failures, "\n".join(failures)

@@ -33,6 +33,11 @@ def preload() -> None:
     # tfmot needs Keras 2 (tf-keras); this must be set before TensorFlow loads.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Inductor's compilation cache lives with the suite's cache (cleared with it; a cold run is
+    # cold for compilation too). Set before torch is used: Inductor fixes its directory once.
+    from compress.cache import cache_root
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     if "torch" in sys.modules or not has("torch"):
         return
     if "tensorflow" in sys.modules:

@@ -249,14 +249,46 @@ def register_technique(name: str, config: TechniqueConfig, description: str) -> 
     return spec
 
 
-def register_handler(config_type: type, framework: str) -> Callable:
-    """Decorator: the function applying ``config_type`` to models of ``framework``."""
+DEVICES = ("cpu", "cuda")
+# (config type, framework) -> (devices its artefact runs on, why not the others)
+_DEVICES: dict[tuple[type, str], tuple[Any, str]] = {}
+
+
+def register_handler(config_type: type, framework: str, *,
+                     devices: tuple[str, ...] | Callable[[Any], tuple[str, ...]] = ("cpu",),
+                     why: str = "") -> Callable:  # fmt: skip
+    """Decorator: the function applying ``config_type`` to models of ``framework``.
+
+    ``devices`` are where an export handler's artefact runs (``cpu``, ``cuda``),
+    or a function of the config returning them; ``why`` says, in a skipped
+    pair's reason, why not elsewhere. A transform (model in, model out) runs
+    wherever the export after it runs.
+    """
+    if not callable(devices) and (not devices or set(devices) - set(DEVICES)):
+        raise ValueError(f"devices must be a non-empty subset of {DEVICES}, got {devices!r}")
 
     def deco(fn: Callable) -> Callable:
         _HANDLERS[(config_type, framework)] = fn
+        _DEVICES[(config_type, framework)] = (devices if callable(devices) else tuple(devices), why)
         return fn
 
     return deco
+
+
+def device_support(steps: tuple[TechniqueConfig, ...], framework: str, device: str) -> str | None:
+    """None when every export step of ``steps`` (a pair's chain, its export included) runs on
+    ``device`` for ``framework`` models, else why not."""
+    if device not in DEVICES:
+        raise _unknown("device", device, list(DEVICES))
+    for step in steps:
+        if step.stage != "export":
+            continue
+        devices, why = _DEVICES.get((type(step), framework), (("cpu",), ""))
+        devices = devices(step) if callable(devices) else devices
+        if device not in devices:
+            return (f"{type(step).__name__} artefacts of {framework} models run on {', '.join(devices)} only"
+                    + (f": {why}" if why else ""))  # fmt: skip
+    return None
 
 
 def handler_for(config: TechniqueConfig, framework: str) -> Callable:

@@ -29,7 +29,15 @@ from compress import stats
 from compress.cache import WeightsCache, recipe_key
 from compress.machine import machine_info
 from compress.profile import CostProfile
-from compress.registry import TechniqueConfig, get_model, get_technique, handler_for, pair_config
+from compress.registry import (
+    DEVICES,
+    TechniqueConfig,
+    device_support,
+    get_model,
+    get_technique,
+    handler_for,
+    pair_config,
+)
 from compress.results import EVAL_VERSION, ResultStore, digest_arrays, digest_bytes, pack_bools, unpack_bools
 from compress.runtimes.base import Artefact, get_runtime
 from compress.techniques.pruning import sparsity
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 # Bump when training or data-preparation code changes meaning: cached models are rebuilt.
 RECIPE_VERSION = 1
 ENV_THREADS = "COMPRESS_BENCH_THREADS"
+ENV_DEVICE = "COMPRESS_BENCH_DEVICE"
 _FRAMEWORK_LIBS = {"keras": ("numpy", "tensorflow", "tf-keras"), "torch": ("numpy", "torch", "torchvision")}
 
 
@@ -83,6 +92,8 @@ class PairResult:
     versions: dict = field(default_factory=frameworks.versions)
     machine: dict = field(default_factory=machine_info)
     timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    device: str = "cpu"  # where the artefact ran: cpu, or cuda (its name in device_name)
+    device_name: str = "cpu"
 
     @property
     def size_ratio(self) -> float:
@@ -138,6 +149,15 @@ def _describe_recipe(recipe: Any) -> dict:
     return {"type": type(recipe).__name__, "fields": fields}
 
 
+def _device_name(device: str) -> str:
+    """The accelerator's name (``NVIDIA H200``), part of a result's identity on it."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name()
+    return device
+
+
 class Runner:
     """Computes models, artefacts and results, each once per process.
 
@@ -146,15 +166,23 @@ class Runner:
         eval_threads: interpreter threads for accuracy evaluation (default: all cores).
         bench_threads: threads for latency measurement (default ``$COMPRESS_BENCH_THREADS``
             or 1: single-threaded batch-1 latency is the most repeatable on shared machines).
+        device: where artefacts run: ``cpu`` or ``cuda`` (default ``$COMPRESS_BENCH_DEVICE`` or
+            ``cpu``). Models train and artefacts are built on the CPU as always; a pair whose
+            artefact has no kernels on the device, or whose runtime cannot use it here, is
+            skipped with the reason (:meth:`skip_reason`).
     """
 
     def __init__(self, cache: WeightsCache | None = None, eval_threads: int | None = None,
-                 bench_threads: int | None = None, store: ResultStore | None = None):  # fmt: skip
+                 bench_threads: int | None = None, store: ResultStore | None = None,
+                 device: str | None = None):  # fmt: skip
         self.weights = cache or WeightsCache()
         self.store = store or ResultStore(self.weights.root.parent)
         self.profile = CostProfile()
         self.eval_threads = eval_threads or os.cpu_count() or 1
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
+        self.device = device or os.environ.get(ENV_DEVICE, "") or "cpu"
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         self._models: dict[str, LoadedModel] = {}
         self._derived: dict[tuple, LoadedModel] = {}
         self._artefacts: dict[tuple, Artefact] = {}
@@ -322,6 +350,7 @@ class Runner:
             "runtime": art.runtime,
             "runtime_version": get_runtime(art.runtime).version(),
             "eval_threads": self._eval_threads(art),
+            **({"device": self.device, "device_name": _device_name(self.device)} if self.device != "cpu" else {}),
             "eval_version": EVAL_VERSION,
             "recipe": _describe_recipe(m.recipe),
             "cpu": machine_info()["cpu"],
@@ -385,7 +414,7 @@ class Runner:
         if memo not in self._loaded:
             runtime = get_runtime(art.runtime)
             with self.profile.phase("compile") if runtime.compiles else contextlib.nullcontext():
-                loaded = runtime.load(art, threads)
+                loaded = runtime.load(art, threads, self.device)
             if not (runtime.compiles or threads == self._eval_threads(art)):
                 return loaded  # a latency load that is cheap to repeat: not kept alive for the whole run
             self._loaded[memo] = loaded
@@ -422,6 +451,14 @@ class Runner:
         for step in get_technique(technique).config.steps():
             if type(step).__name__ in unsupported:
                 return f"{model} does not support {type(step).__name__}: {unsupported[type(step).__name__]}"
+        if self.device != "cpu":
+            why = device_support(self._chain(pair_config(model, technique)), get_model(model).framework, self.device)
+            if why:
+                return f"not on {self.device}: {why}"
+            runtime = get_runtime(self.artefact(model, pair_config(model, technique)).runtime)
+            why = runtime.unavailable(self.device)
+            if why:
+                return f"not on {self.device}: {why}"
         return None
 
     def evaluate(self, model: str, technique: str, config: TechniqueConfig | None = None) -> PairResult:
@@ -481,6 +518,8 @@ class Runner:
             parameters=self._params[(model, self._chain(config))],
             reference_parameters=self._params[(model, self._chain(Float32Config()))],
             extra=more.get("extra", {}),
+            device=self.device,
+            device_name=_device_name(self.device),
         )
         self._results[memo] = res
         return res

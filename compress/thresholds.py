@@ -40,6 +40,8 @@ from pathlib import Path
 
 from compress.stats import CONFIDENCE
 
+DEVICES = ("cpu", "cuda")  # as compress.registry.DEVICES (this module imports no registry at load)
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "thresholds.toml"
 
 # metric -> bound kind; "max" bounds must not be exceeded, "min" bounds must be reached.
@@ -68,6 +70,7 @@ class Bound:
     kind: str  # "max" or "min"
     value: float
     last: float | None
+    device: str | None = None  # asserted only where artefacts run on this device (None: everywhere)
 
     def holds(self, measured: float) -> bool:
         # written so that NaN never passes
@@ -86,8 +89,10 @@ class Bounds:
                 return b
         raise KeyError(metric)
 
-    def violations(self, metrics: dict) -> list[str]:
+    def violations(self, metrics: dict, device: str = "cpu") -> list[str]:
         """One message per violated bound, naming the pair, the bound and the measured value.
+
+        A bound scoped to a device (``device = "cpu"``) is asserted only on it.
 
         ``retention`` and ``accuracy`` min bounds are judged by ``<metric>_upper``,
         their one-sided upper ``CONFIDENCE`` bound: they fail only when it is below
@@ -95,6 +100,8 @@ class Bounds:
         """
         out = []
         for b in self.bounds:
+            if b.device is not None and b.device != device:
+                continue
             if b.metric not in metrics:
                 out.append(f"{self.key}: {b.metric} was not measured but has a bound")
                 continue
@@ -148,9 +155,12 @@ def _bound(where: str, metric: str, kind: str, sub: object) -> Bound:
         )
     if kind not in sub:
         raise ThresholdsError(f"{where}: missing {{ {kind} = ..., last = ... }}")
-    extra = sorted(set(sub) - {kind, "last"})
+    extra = sorted(set(sub) - {kind, "last", "device"})
     if extra:
-        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last")
+        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last, device")
+    device = sub.get("device")
+    if device is not None and device not in DEVICES:
+        raise ThresholdsError(f"{where}.device must be one of {', '.join(DEVICES)}, got {device!r}")
     value = _number(f"{where}.{kind}", sub[kind])
     last = None if sub.get("last") is None else _number(f"{where}.last", sub["last"])
     ceiling = _CEILING.get(metric)
@@ -161,7 +171,7 @@ def _bound(where: str, metric: str, kind: str, sub: object) -> Bound:
     if last is not None and not 0 <= last <= (ceiling or math.inf):
         span = f"in [0, {ceiling}]" if ceiling else ">= 0"
         raise ThresholdsError(f"{where}.last must be {span} (a measured {metric}), got {last!r}")
-    return Bound(metric, kind, value, last)
+    return Bound(metric, kind, value, last, device)
 
 
 def _entry(source: str, key: str, entry: object) -> Bounds:

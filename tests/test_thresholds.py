@@ -232,3 +232,18 @@ def test_load_checks_registration_before_anything_is_trained(tmp_path):
 
 def test_repository_file_names_only_registered_pairs():
     thresholds.check_registered(thresholds.load(registered=False))
+
+
+def test_a_bound_scoped_to_a_device_is_asserted_only_there():
+    table = thresholds.parse(
+        "[m.channels50]\n"
+        "size_ratio = { max = 0.3, last = 0.25 }\n"
+        'latency_ratio = { max = 0.8, last = 0.49, device = "cpu" }\n'
+    )
+    b = table["m.channels50"]
+    slow = {"size_ratio": 0.25, "latency_ratio": 0.97}  # channel pruning on a GPU at batch 1
+    assert b.violations(slow, device="cuda") == []
+    assert b.violations(slow) == ["m.channels50: latency_ratio 0.9700 exceeds max 0.8 (last recorded 0.49)"]
+    assert b.violations({**slow, "size_ratio": 0.4}, device="cuda")  # unscoped bounds hold everywhere
+    with pytest.raises(ThresholdsError, match=r"latency_ratio.device must be one of cpu, cuda, got 'gpu'"):
+        thresholds.parse('[m.channels50]\nlatency_ratio = { max = 0.8, device = "gpu" }\n')

@@ -55,7 +55,16 @@ class Runtime(ABC):
     def version(self) -> str: ...
 
     @abstractmethod
-    def load(self, artefact: Artefact, num_threads: int) -> LoadedArtefact: ...
+    def load(self, artefact: Artefact, num_threads: int, device: str = "cpu") -> LoadedArtefact: ...
+
+    def unavailable(self, device: str) -> str | None:
+        """Why this runtime cannot run artefacts on ``device`` here (``cpu``, ``cuda``), or None."""
+        return None if device == "cpu" else f"the {self.name} runtime runs on cpu only"
+
+    def _check_device(self, device: str) -> None:
+        reason = self.unavailable(device)
+        if reason:
+            raise ValueError(reason)
 
     def weight_arrays(self, artefact: Artefact) -> list[np.ndarray] | None:
         """The artefact's conv and dense weights as stored (see :meth:`LoadedArtefact.weight_arrays`)."""

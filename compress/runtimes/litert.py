@@ -20,7 +20,8 @@ class LiteRT(Runtime):
 
         return version("ai-edge-litert")
 
-    def load(self, artefact: Artefact, num_threads: int = 1) -> "LoadedTFLite":
+    def load(self, artefact: Artefact, num_threads: int = 1, device: str = "cpu") -> "LoadedTFLite":
+        self._check_device(device)
         return LoadedTFLite(artefact.data, num_threads)
 
 

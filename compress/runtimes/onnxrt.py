@@ -24,19 +24,35 @@ class OnnxRuntime(Runtime):
 
         return onnxruntime.__version__
 
-    def load(self, artefact: Artefact, num_threads: int = 1) -> "LoadedOnnx":
+    def unavailable(self, device: str) -> str | None:
+        """``cuda`` needs onnxruntime's CUDAExecutionProvider, which only some of its wheels carry."""
+        if device == "cpu":
+            return None
+        import onnxruntime as ort
+
+        have = ort.get_available_providers()
+        if "CUDAExecutionProvider" in have:
+            return None
+        return (f"onnxruntime {ort.__version__} here has no CUDAExecutionProvider (it has {', '.join(have)}); "
+                "the onnxruntime-gpu wheel carries it")  # fmt: skip
+
+    def load(self, artefact: Artefact, num_threads: int = 1, device: str = "cpu") -> "LoadedOnnx":
         """An InferenceSession on the artefact's bytes.
 
         Raises:
-            ValueError: the artefact is not ``onnx``.
+            ValueError: the artefact is not ``onnx``, or ``device`` has no provider here.
         """
         if artefact.format != "onnx":
             raise ValueError(f"onnxruntime runs 'onnx' artefacts, not {artefact.format!r}")
-        return LoadedOnnx(artefact.data, num_threads)
+        self._check_device(device)
+        return LoadedOnnx(artefact.data, num_threads, device)
 
 
-def session(data: bytes, num_threads: int):
-    """A CPU InferenceSession: ``num_threads`` intra-op threads, sequential, all optimizations."""
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def session(data: bytes, num_threads: int, device: str = "cpu"):
+    """An InferenceSession: ``num_threads`` intra-op threads, sequential, all optimizations, on ``device``'s provider."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -44,13 +60,13 @@ def session(data: bytes, num_threads: int):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, so, providers=PROVIDERS[device])
 
 
 class LoadedOnnx(LoadedArtefact):
-    def __init__(self, data: bytes, num_threads: int):
+    def __init__(self, data: bytes, num_threads: int, device: str = "cpu"):
         self._data = data
-        self.session = session(data, num_threads)
+        self.session = session(data, num_threads, device)
         self._input = self.session.get_inputs()[0].name
         self._output = self.session.get_outputs()[0].name
 

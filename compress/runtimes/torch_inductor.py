@@ -48,6 +48,9 @@ __all__ = ["TorchInductor", "CompilerMissing", "INDUCTOR_OPTIONS", "compiler"]
 # cpp_wrapper: the compiled graph is driven from C++ (ResNet18 int8 at 32 px, one
 # thread: 1.15 ms with the Python wrapper, 0.82 ms with the C++ one).
 INDUCTOR_OPTIONS = {"freezing": True, "cpp_wrapper": True}
+# On a CUDA device Inductor generates Triton kernels; the C++ wrapper there would need the CUDA
+# toolkit's headers, so the graph is driven from Python.
+DEVICE_OPTIONS = {"cpu": INDUCTOR_OPTIONS, "cuda": {"freezing": True, "cpp_wrapper": False}}
 
 
 class CompilerMissing(RuntimeError):
@@ -76,13 +79,13 @@ def compiler() -> str:
 
 
 def _inductor_cache_dir() -> None:
-    """Keep Inductor's compilation cache with the suite's cache (cleared with it), unless the user chose one."""
+    """Keep Inductor's compilation cache with the suite's cache (cleared with it), unless the user chose
+    one. :func:`compress.frameworks.preload` sets it first in every entry point; this covers a
+    library user who loads an artefact without it (Inductor fixes its directory at first use)."""
     if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         from compress.cache import cache_root
 
-        path = cache_root() / "inductor"
-        path.mkdir(parents=True, exist_ok=True)
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root() / "inductor")
 
 
 class TorchInductor(Runtime):
@@ -94,22 +97,33 @@ class TorchInductor(Runtime):
 
         return f"torch {version('torch')}, inductor {sorted(INDUCTOR_OPTIONS.items())}"
 
-    def load(self, artefact: Artefact, num_threads: int = 1) -> "LoadedInductor":
-        """Load a ``pt2`` artefact and compile it for batch 1 on ``num_threads`` threads.
+    def unavailable(self, device: str) -> str | None:
+        from compress.runtimes.torch_eager import torch_unavailable
+
+        return torch_unavailable(device)
+
+    def load(self, artefact: Artefact, num_threads: int = 1, device: str = "cpu") -> "LoadedInductor":
+        """Load a ``pt2`` artefact and compile it for batch 1 on ``num_threads`` threads, on ``device``.
 
         Raises:
-            ValueError: an artefact that is not ``pt2``.
+            ValueError: an artefact that is not ``pt2``, or a device torch cannot use here.
             CompilerMissing: no C++ compiler.
         """
         import torch
 
         if artefact.format != "pt2":
             raise ValueError(f"the torch-inductor runtime compiles 'pt2' artefacts, not {artefact.format!r}")
+        self._check_device(device)
         compiler()
         _inductor_cache_dir()
-        _register_int8_lowering()
+        if device == "cpu":
+            _register_int8_lowering()
         program = torch.export.load(io.BytesIO(artefact.data))
         shape = _input_shape(program)
+        if device != "cpu":
+            from torch.export.passes import move_to_device_pass
+
+            program = move_to_device_pass(program, device)
         module = program.module()
         if torch.get_num_threads() != num_threads:
             torch.set_num_threads(num_threads)
@@ -125,15 +139,15 @@ class TorchInductor(Runtime):
         #   fp32: 10.4 ms per image instead of 2.2 ms).
         # Nothing else in the suite compiles; strict exports run with gradients on, where the flag
         # changes nothing.
-        for key, value in INDUCTOR_OPTIONS.items():
+        for key, value in DEVICE_OPTIONS[device].items():
             setattr(torch._inductor.config, key, value)
         with torch.no_grad():
             compiled = torch.compile(module, dynamic=False, fullgraph=True)
-            compiled(torch.zeros((1, *shape)))  # compiles here, not in the first timed call
+            compiled(torch.zeros((1, *shape), device=device))  # compiles here, not in the first timed call
         seconds = time.perf_counter() - t0
-        log.info("torch-inductor: compiled a %d-byte program for batch 1 on %d thread(s) in %.1f s",
-                 artefact.nbytes, num_threads, seconds)  # fmt: skip
-        return LoadedInductor(compiled, module, num_threads, seconds)
+        log.info("torch-inductor: compiled a %d-byte program for batch 1 on %d thread(s) (%s) in %.1f s",
+                 artefact.nbytes, num_threads, device, seconds)  # fmt: skip
+        return LoadedInductor(compiled, module, num_threads, seconds, device)
 
     def weight_arrays(self, artefact: Artefact) -> list[np.ndarray]:
         """Read from the program as stored: nothing is compiled."""
@@ -163,11 +177,12 @@ def _input_shape(program) -> tuple[int, ...]:
 
 
 class LoadedInductor(LoadedArtefact):
-    def __init__(self, compiled, module, num_threads: int, compile_seconds: float):
+    def __init__(self, compiled, module, num_threads: int, compile_seconds: float, device: str = "cpu"):
         self.compiled = compiled
         self.module = module  # the uncompiled graph: what the artefact stores
         self._threads = num_threads
         self.compile_seconds = compile_seconds
+        self.device = device
 
     def _set_threads(self) -> None:
         import torch
@@ -183,7 +198,8 @@ class LoadedInductor(LoadedArtefact):
         rows = []
         with torch.no_grad():  # the grad mode it was compiled under: no recompilation
             for i in range(len(x)):
-                rows.append(self.compiled(torch.from_numpy(np.ascontiguousarray(x[i : i + 1]))).float().numpy())
+                one = torch.from_numpy(np.ascontiguousarray(x[i : i + 1])).to(self.device)
+                rows.append(self.compiled(one).float().cpu().numpy())
         return np.concatenate(rows)
 
     def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
@@ -191,8 +207,21 @@ class LoadedInductor(LoadedArtefact):
 
         # a new array, not x[None]: numpy gives the added axis stride 0, and compiled code guards on
         # strides (it would recompile for it)
-        sample = torch.from_numpy(np.array(x[None], dtype=np.float32, order="C", copy=True))
+        sample = torch.from_numpy(np.array(x[None], dtype=np.float32, order="C", copy=True)).to(self.device)
         compiled, set_threads, no_grad = self.compiled, self._set_threads, torch.no_grad
+        if self.device != "cpu":  # timed until the device has finished, output left on it
+            from compress.runtimes.torch_eager import synchronize
+
+            device = self.device
+
+            def run_on_device():
+                set_threads()
+                with no_grad():
+                    out = compiled(sample)
+                synchronize(device)
+                return out
+
+            return run_on_device
 
         def run() -> np.ndarray:
             set_threads()

@@ -134,7 +134,7 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None) -> by
         return out.read_bytes()
 
 
-@register_handler(OnnxConfig, "torch")
+@register_handler(OnnxConfig, "torch", devices=("cpu", "cuda"))  # cuda: where onnxruntime has the provider
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """Export ``model.native`` to ONNX; quantize it as ``config.mode`` says."""
     x = model.recipe.data("calib")[0]

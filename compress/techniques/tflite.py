@@ -16,6 +16,8 @@ from compress.techniques.quantization import (
 
 log = logging.getLogger(__name__)
 
+LITERT_CPU = "the suite runs LiteRT on its CPU kernels (no GPU delegate)"
+
 
 def _converter(model):
     tf = tensorflow()
@@ -33,19 +35,19 @@ def _convert(converter) -> Artefact:
     return Artefact(bytes(converter.convert()), format="tflite", runtime="litert")
 
 
-@register_handler(Float32Config, "keras")
+@register_handler(Float32Config, "keras", why=LITERT_CPU)
 def float32(model, config: Float32Config, ctx) -> Artefact:
     return _convert(_converter(model))
 
 
-@register_handler(DynamicRangeConfig, "keras")
+@register_handler(DynamicRangeConfig, "keras", why=LITERT_CPU)
 def dynamic_range(model, config: DynamicRangeConfig, ctx) -> Artefact:
     conv = _converter(model)
     conv.optimizations = [tensorflow().lite.Optimize.DEFAULT]
     return _convert(conv)
 
 
-@register_handler(Float16Config, "keras")
+@register_handler(Float16Config, "keras", why=LITERT_CPU)
 def float16(model, config: Float16Config, ctx) -> Artefact:
     tf = tensorflow()
     conv = _converter(model)
@@ -54,7 +56,7 @@ def float16(model, config: Float16Config, ctx) -> Artefact:
     return _convert(conv)
 
 
-@register_handler(Int8Config, "keras")
+@register_handler(Int8Config, "keras", why=LITERT_CPU)
 def int8(model, config: Int8Config, ctx) -> Artefact:
     """Full-integer int8 with int8 input and output, calibrated on the ``calib`` split."""
     tf = tensorflow()

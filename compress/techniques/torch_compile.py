@@ -66,7 +66,8 @@ def fp32_program(module, example: np.ndarray):
     return torch.export.export(copy.deepcopy(module).eval(), args, dynamic_shapes=dims, strict=True)
 
 
-@register_handler(InductorConfig, "torch")
+@register_handler(InductorConfig, "torch", devices=lambda c: ("cpu",) if c.mode == "int8" else ("cpu", "cuda"),
+                  why="the x86 PT2E int8 patterns lower to oneDNN CPU kernels")  # fmt: skip
 def inductor(model, config: InductorConfig, ctx) -> Artefact:
     """``.pt2`` of the fp32 network, or of its PT2E int8 program calibrated on ``calib``."""
     calib_x = model.recipe.data("calib")[0]

@@ -85,7 +85,7 @@ def _pt(state: dict, build: Callable[[], Any]) -> Artefact:
     return Artefact(state_dict_bytes(state), format="pt", runtime="torch-eager", meta=build)
 
 
-@register_handler(Float32Config, "torch")
+@register_handler(Float32Config, "torch", devices=("cpu", "cuda"))
 def float32(model, config: Float32Config, ctx) -> Artefact:
     """The state_dict as trained: the reference artefact of a torch model."""
     return _pt(model.native.state_dict(), skeleton_fn(model))
@@ -111,7 +111,8 @@ def quantize_dynamic_linear(module):
         )
 
 
-@register_handler(DynamicRangeConfig, "torch")
+@register_handler(DynamicRangeConfig, "torch",
+                  why="torch's dynamic int8 Linear kernels (fbgemm, oneDNN) are CPU kernels")  # fmt: skip
 def dynamic_range(model, config: DynamicRangeConfig, ctx) -> Artefact:
     """int8 ``nn.Linear`` weights, their inputs quantized at run time; convs stay float32.
 
@@ -127,7 +128,7 @@ def _cast_floats(state: dict, dtype) -> dict:
     return out
 
 
-@register_handler(Float16Config, "torch")
+@register_handler(Float16Config, "torch", devices=("cpu", "cuda"))
 def float16(model, config: Float16Config, ctx) -> Artefact:
     """Every floating tensor stored as float16; computed in float32 (upcast at load)."""
     import torch
@@ -135,7 +136,7 @@ def float16(model, config: Float16Config, ctx) -> Artefact:
     return _pt(_cast_floats(model.native.state_dict(), torch.float16), skeleton_fn(model))
 
 
-@register_handler(BFloat16Config, "torch")
+@register_handler(BFloat16Config, "torch", devices=("cpu", "cuda"))
 def bfloat16(model, config: BFloat16Config, ctx) -> Artefact:
     """Every floating tensor stored as bfloat16 and computed in bfloat16.
 
@@ -199,7 +200,8 @@ def pt2e_int8_program(module, example: np.ndarray, calib: np.ndarray, batch_size
     return torch.export.export(converted, args, dynamic_shapes=dims)
 
 
-@register_handler(Int8Config, "torch")
+@register_handler(Int8Config, "torch",
+                  why="the PT2E program is quantized for the x86 quantizer's CPU kernels")  # fmt: skip
 def int8(model, config: Int8Config, ctx) -> Artefact:
     """Static int8 by PT2E (torchao), calibrated on the ``calib`` split, saved as ``.pt2``.
 
