@@ -55,28 +55,9 @@ def default_jobs() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-def family_cost(members: list[tuple[str, str]]) -> float:
-    """Estimated cold build seconds of a family's selected pairs: each model's ``cold_cost_s``
-    times the share of its framework's techniques selected (a model that declares none counts 0)."""
-    from compress.registry import get_model, list_techniques
-
-    counts: dict[str, int] = {}
-    for m, _ in members:
-        counts[m] = counts.get(m, 0) + 1
-    return sum(
-        get_model(m).cold_cost_s * min(1.0, n / max(1, len(list_techniques(framework=get_model(m).framework))))
-        for m, n in counts.items()
-    )
-
-
 def groups(pairs: Iterable[tuple[str, str]]) -> list[list[tuple[str, str]]]:
-    """Pairs grouped by model family (a port needs its parent's weights), in the order to start them.
-
-    Longest first (:func:`family_cost`), so that no long family starts last and
-    runs alone; frameworks alternate, so that a TensorFlow family (all cores) and
-    a torch family (one thread) are built side by side rather than two
-    TensorFlow trainings contending. The framework of the longest family leads.
-    """
+    """Pairs grouped by model family (a port needs its parent's weights), frameworks alternating
+    so that a TensorFlow family and a torch family are built side by side."""
     from compress.registry import get_model
 
     by_family: dict[str, list[tuple[str, str]]] = {}
@@ -85,8 +66,7 @@ def groups(pairs: Iterable[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     by_fw: dict[str, list[list[tuple[str, str]]]] = {}
     for fam, members in by_family.items():
         by_fw.setdefault(get_model(fam).framework, []).append(members)
-    queues = [sorted(q, key=family_cost, reverse=True) for q in by_fw.values()]  # stable: ties keep order
-    queues.sort(key=lambda q: family_cost(q[0]), reverse=True)
+    queues = list(by_fw.values())
     out = []
     while any(queues):
         for q in queues:
@@ -162,9 +142,8 @@ def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
         log.info("prepare: every model of the %d pairs is already trained; building as the pairs run", len(pairs))
         return summary
     t0 = time.perf_counter()
-    log.info("prepare: building the models of %d pairs, %d model families, %d at a time, longest first "
-             "(estimated on the reference machine: %s)",
-             len(pairs), len(fams), jobs, ", ".join(f"{f[0][0]} ~{family_cost(f) / 60:.0f} min" for f in fams))  # fmt: skip
+    log.info("prepare: building the models of %d pairs, %d model families, %d at a time (%s)",
+             len(pairs), len(fams), jobs, ", ".join(f[0][0] for f in fams))  # fmt: skip
     ctx = mp.get_context("spawn")  # no fork after torch/TF have started their thread pools
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Forward(), respect_handler_level=False)

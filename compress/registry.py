@@ -68,9 +68,6 @@ class ModelSpec:
     gate: bool | tuple[str, ...] = False
     # Technique settings of this model's pairs: ((config type name, ((field, value), ...)), ...)
     settings: tuple = ()
-    # Seconds its full-tier pairs take to train, fine-tune and evaluate from an empty cache
-    # on the 2-core reference machine (the cost profile's prepare rows); 0: not measured.
-    cold_cost_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.family:
@@ -90,7 +87,6 @@ _MODELS: dict[str, ModelSpec] = {}
 def register_model(
     *, framework: str, task: str, dataset: str, tier: str = "full", name: str | None = None,
     family: str = "", gate: bool | tuple[str, ...] = False, settings: dict[str, dict] | None = None,
-    cold_cost_s: float = 0.0,
 ) -> Callable:
     """Decorator: register a factory returning a model recipe under its function name.
 
@@ -105,14 +101,7 @@ def register_model(
     magnitude-pruning step of its pairs (chains included) at that rate. It is
     for what depends on the model, such as the recovery fine-tune that suits
     it; :func:`pair_config` applies it, and results record the config applied.
-
-    ``cold_cost_s`` is what the model's full-tier pairs cost to build from an
-    empty cache on the 2-core reference machine, as the cost profile measured
-    it (train, fine-tune, evaluate). It only orders the work of a cold run
-    (:func:`compress.prepare.groups`: longest first); 0 means not measured.
     """
-    if not isinstance(cold_cost_s, (int, float)) or cold_cost_s < 0:
-        raise ValueError(f"cold_cost_s must be a number of seconds >= 0, got {cold_cost_s!r}")
     if tier not in TIERS or tier == "gate":
         raise ValueError(f"tier must be one of {tuple(t for t in TIERS if t != 'gate')}, got {tier!r}"
                          " (gate pairs are declared with gate=...)")
@@ -128,7 +117,7 @@ def register_model(
         doc = (fn.__doc__ or "").strip().splitlines()
         frozen = tuple(sorted((t, tuple(sorted(f.items()))) for t, f in (settings or {}).items()))
         _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, gate,
-                                 frozen, float(cold_cost_s))  # fmt: skip
+                                 frozen)  # fmt: skip
         return fn
 
     return deco

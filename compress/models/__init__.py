@@ -6,10 +6,6 @@ gate runs every registered technique, every technique handler and every runtime
 at least once (MobileNetV2: Keras, LiteRT, tfmot, Keras channel pruning, all its
 techniques; ResNet18: torch, ONNX Runtime, torch pruning, one pair per handler;
 EfficientNet-Lite0: real pretrained weights). ``tests/test_registry.py`` checks it.
-
-``cold_cost_s`` is each model's cold build cost as the full tier's cost profile
-measured it on the 2-core reference machine (prepare rows, 758257f): a cold run
-starts the longest families first.
 """
 
 from compress.models.keras_classifier import KerasImageClassifier
@@ -18,13 +14,13 @@ from compress.models.torch_classifier import TorchImageClassifier
 from compress.registry import register_model
 
 
-@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", gate=True, cold_cost_s=1070)
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", gate=True)
 def mobilenetv2():
     """tf_keras MobileNetV2 (alpha 0.35, 32 px), trained from scratch on Fashion-MNIST."""
     return KerasImageClassifier("MobileNetV2", (("alpha", 0.35),), input_size=32, epochs=10)
 
 
-@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", cold_cost_s=1460)
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist")
 def resnet50():
     """tf_keras ResNet50 (32 px), trained from scratch on 20,000 Fashion-MNIST images."""
     return KerasImageClassifier(
@@ -33,7 +29,7 @@ def resnet50():
     )
 
 
-@register_model(framework="keras", task="image-classification", dataset="fashion-mnist", cold_cost_s=1840)
+@register_model(framework="keras", task="image-classification", dataset="fashion-mnist")
 def inceptionv3():
     """tf_keras InceptionV3 (75 px, its minimum), trained from scratch on 20,000 Fashion-MNIST images."""
     return KerasImageClassifier(
@@ -53,7 +49,7 @@ _RESNET18_GATE = ("fp32", "dynamic_range", "float16", "bfloat16", "int8", "induc
 # at its 0.99 floor; 0.9899 on an AMD EPYC machine), prune80 0.9804 -> 0.9790. Keras models
 # keep 1e-3: MobileNetV2 prune50 fell from 0.9998 to 0.973 at 2e-4.
 @register_model(framework="torch", task="image-classification", dataset="fashion-mnist", gate=_RESNET18_GATE,
-                settings={"MagnitudePruningConfig": {"learning_rate": 2e-4}}, cold_cost_s=1020)  # fmt: skip
+                settings={"MagnitudePruningConfig": {"learning_rate": 2e-4}})  # fmt: skip
 def resnet18():
     """torchvision ResNet18 (32 px, grey repeated to RGB), trained from scratch on 30,000 Fashion-MNIST images."""
     return TorchImageClassifier(
@@ -64,7 +60,7 @@ def resnet18():
 _PROBE = dict(task="image-classification", dataset="fashion-mnist (linear probe on ImageNet features)")
 
 
-@register_model(framework="torch", gate=("fp32", "onnx_int8"), cold_cost_s=720, **_PROBE)
+@register_model(framework="torch", gate=("fp32", "onnx_int8"), **_PROBE)
 def efficientnet_lite0():
     """EfficientNet-Lite0 (64 px), real ImageNet weights: linear probe on 10,000 images, scored on 5,000; ImageNet head kept."""
     from compress.models.efficientnet_probe import EfficientNetProbe
@@ -72,7 +68,7 @@ def efficientnet_lite0():
     return EfficientNetProbe(input_size=64, probe_train_size=10_000, fine_tune_size=3_000, test_size=5_000)
 
 
-@register_model(framework="keras", family="efficientnet_lite0", cold_cost_s=35, **_PROBE)
+@register_model(framework="keras", family="efficientnet_lite0", **_PROBE)
 def efficientnet_lite0_tflite():
     """EfficientNet-Lite0 (64 px) ported to tf_keras for TFLite (the torch model's weights), scored on 5,000 images."""
     from compress.models.keras_efficientnet import KerasEfficientNetProbe
