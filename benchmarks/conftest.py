@@ -27,11 +27,16 @@ def pytest_configure(config):
     # Live logs show the suite's progress; TensorFlow's own INFO chatter is noise.
     for name in ("absl", "tensorflow", "h5py"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # A malformed thresholds file, or one naming a pair that is not registered,
-    # stops the run here, before any model is trained.
-    try:
-        table = thresholds.load(config.getoption("thresholds"))  # checks every entry is registered
-    except thresholds.ThresholdsError as exc:
+    # --plugin: a team's models (compress/plugins.py), named in the environment before anything
+    # reads the registry, so that the prepare workers (spawned) load them too.
+    from compress import plugins
+
+    plugins.add_to_env(config.getoption("plugin"))
+    # A malformed thresholds file, one naming a pair that is not registered, or a plugin
+    # that fails to import stops the run here, before any model is trained.
+    try:  # the suite's file, then each --thresholds file over it; checks every entry is registered
+        table = thresholds.load_merged(config.getoption("thresholds"))
+    except (thresholds.ThresholdsError, plugins.PluginError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_TABLE] = table
     # --device: the session's Runner and the prepare workers read it from the environment.
@@ -57,6 +62,13 @@ def pytest_addoption(parser):
         help="which pairs to benchmark: gate (the merge gate), full (every pair) (default: %(default)s)",
     )
     parser.addoption(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run the I-th of N shards of the tier (whole model families, dealt by pair count: "
+        "compress/shard.py); merge the shards' saved runs with `python -m compress report`",
+    )
+    parser.addoption(
         "--prepare-jobs",
         type=int,
         default=None,
@@ -72,14 +84,45 @@ def pytest_addoption(parser):
     )
     parser.addoption(
         "--thresholds",
-        default=str(thresholds.DEFAULT_PATH),
-        help="the thresholds file (default: benchmarks/thresholds.toml)",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a thresholds file merged over the suite's benchmarks/thresholds.toml, which is always "
+        "read first: its entry for a pair replaces the suite's (repeatable; later files win)",
     )
+    parser.addoption(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE to register a team's models (repeatable; added to $COMPRESS_BENCH_PLUGINS; "
+        "installed packages' compress_bench.plugins entry points load without it)",
+    )
+
+
+def _selected_pairs(config) -> list[tuple[str, str]]:
+    """The tier's pairs, cut to ``--shard i/N`` when given."""
+    tier, shard = config.getoption("tier"), config.getoption("shard")
+    pairs = registry.pairs(tier=tier)
+    if shard is None:
+        return pairs
+    from compress.shard import ShardError, parse_shard, shard_families, shard_pairs
+
+    try:
+        i, n = parse_shard(shard)
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    families = len({registry.get_model(m).family for m, _ in pairs})
+    if n > families:
+        raise pytest.UsageError(f"--shard {shard}: tier {tier} has {families} model families "
+                                f"({', '.join(sorted(sum(shard_families(pairs, families), [])))}); "
+                                f"a shard holds whole families, so N must be at most {families}")  # fmt: skip
+    return shard_pairs(pairs, (i, n))
 
 
 def pytest_generate_tests(metafunc):
     if {"model", "technique"} <= set(metafunc.fixturenames):
-        pairs = registry.pairs(tier=metafunc.config.getoption("tier"))
+        pairs = _selected_pairs(metafunc.config)
         metafunc.parametrize(("model", "technique"), pairs, ids=[f"{m}.{t}" for m, t in pairs])
 
 
@@ -161,7 +204,8 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         if profile and key in profile["pairs"]:
             info["cost_s"] = profile["pairs"][key]
     if profile:
-        output_json["cost_profile"] = {**profile, "tier": config.getoption("tier"), "prepare": _prepare_summary,
+        output_json["cost_profile"] = {**profile, "tier": config.getoption("tier"),
+                                       "shard": config.getoption("shard"), "prepare": _prepare_summary,
                                        "store": {"reused": runner.store.hits, "measured": runner.store.misses}}  # fmt: skip
 
 

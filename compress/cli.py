@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory holding the Fashion-MNIST IDX files ($COMPRESS_BENCH_DATA)")
     p.add_argument("--cache-dir", help="model cache directory ($COMPRESS_BENCH_CACHE; default ~/.cache/compress-bench)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE to register a team's models (repeatable; $COMPRESS_BENCH_PLUGINS; "
+                        "installed compress_bench.plugins entry points load without it)")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="list registered models and techniques")
@@ -153,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.plugin:  # before the registry is read; inherited by any process started from here
+        from compress.plugins import add_to_env
+
+        add_to_env(args.plugin)
     if args.data_dir:
         os.environ["COMPRESS_BENCH_DATA"] = args.data_dir
         from compress.data.fashion_mnist import DataNotFoundError, resolve_data_dir
@@ -168,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     from compress import progress
     from compress.cache import CacheWriteError
     from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError
+    from compress.plugins import PluginError
     from compress.registry import UnknownNameError
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UnknownNameError, DataNotFoundError, DataCorruptError, CacheWriteError, ValueError,
-            NotImplementedError) as exc:  # fmt: skip
+            NotImplementedError, PluginError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

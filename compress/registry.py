@@ -128,6 +128,11 @@ def _ensure_loaded() -> None:
     # (no framework is imported until a model is built).
     import compress.models  # noqa: F401
     import compress.techniques  # noqa: F401
+    from compress import plugins
+
+    # Then a team's own models (compress/plugins.py): entry points and $COMPRESS_BENCH_PLUGINS,
+    # after the suite's catalogue, so that a plugin can never take a suite model's name.
+    plugins.load()
 
 
 def _check_tier(tier: str | None) -> None:

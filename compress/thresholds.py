@@ -27,6 +27,11 @@ compare the measured value.
 ``parse`` checks the file's form; ``check_registered`` (called by ``load``)
 checks that every entry names a registered model and a technique that applies to
 it, so a misspelt entry fails before any model is trained.
+
+A team's own file is merged over the suite's (``load_merged``, the gate's
+``--thresholds FILE``): the suite's ``benchmarks/thresholds.toml`` first, then each
+file in order, a later file's entry for a pair replacing the earlier one whole.
+Every bound remembers the file that set it, and a violation names that file.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class Bound:
     value: float
     last: float | None
     device: str | None = None  # asserted only where artefacts run on this device (None: everywhere)
+    source: str = "<thresholds>"  # the file that set the bound
 
     def holds(self, measured: float) -> bool:
         # written so that NaN never passes
@@ -90,7 +96,8 @@ class Bounds:
         raise KeyError(metric)
 
     def violations(self, metrics: dict, device: str = "cpu") -> list[str]:
-        """One message per violated bound, naming the pair, the bound and the measured value.
+        """One message per violated bound, naming the pair, the bound, the measured value and
+        (when read from a file) the file that set the bound.
 
         A bound scoped to a device (``device = "cpu"``) is asserted only on it.
 
@@ -103,7 +110,7 @@ class Bounds:
             if b.device is not None and b.device != device:
                 continue
             if b.metric not in metrics:
-                out.append(f"{self.key}: {b.metric} was not measured but has a bound")
+                out.append(f"{self.key}: {b.metric} was not measured but has a bound{_set_in(b, ' (', ')')}")
                 continue
             v = metrics[b.metric]
             if b.kind == "min" and b.metric in STATISTICAL:
@@ -112,24 +119,39 @@ class Bounds:
                     out.append(
                         f"{self.key}: {b.metric} {v:.4f} was measured without its per-example outcomes "
                         f"(no {upper_key}), so min {b.value} cannot be judged at {CONFIDENCE:.0%} "
-                        f"confidence (last recorded {b.last})"
+                        f"confidence (last recorded {b.last}{_set_in(b)})"
                     )
                     continue
                 upper = metrics[upper_key]
                 if upper != upper:  # NaN: never a pass
                     out.append(f"{self.key}: {b.metric} {v:.4f}: {upper_key} is NaN, so min {b.value} "
-                               f"cannot be judged (last recorded {b.last})")  # fmt: skip
+                               f"cannot be judged (last recorded {b.last}{_set_in(b)})")  # fmt: skip
                 elif not b.holds(upper):
                     out.append(
                         f"{self.key}: {b.metric} {v:.4f} is below min {b.value} with {CONFIDENCE:.0%} "
                         f"confidence: its upper {CONFIDENCE:.0%} bound is {upper:.4f} "
-                        f"(last recorded {b.last})"
+                        f"(last recorded {b.last}{_set_in(b)})"
                     )
                 continue
             if not b.holds(v):
                 verb = "exceeds max" if b.kind == "max" else "is below min"
-                out.append(f"{self.key}: {b.metric} {v:.4f} {verb} {b.value} (last recorded {b.last})")
+                out.append(f"{self.key}: {b.metric} {v:.4f} {verb} {b.value} (last recorded {b.last}{_set_in(b)})")
         return out
+
+
+def _shown(source: str) -> str:
+    """``source`` relative to the working directory when it is under it (as a person typed it)."""
+    try:
+        return str(Path(source).resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return source
+
+
+def _set_in(b: Bound, before: str = "; ", after: str = "") -> str:
+    """``; bound set in FILE``: where ``b`` was read from (nothing for text parsed without a file)."""
+    if b.source.startswith("<"):
+        return ""
+    return f"{before}bound set in {_shown(b.source)}{after}"
 
 
 def _number(key: str, value: object) -> float:
@@ -143,7 +165,7 @@ def _did_you_mean(name: str, valid: list[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _bound(where: str, metric: str, kind: str, sub: object) -> Bound:
+def _bound(where: str, metric: str, kind: str, sub: object, source: str = "<thresholds>") -> Bound:
     other = "min" if kind == "max" else "max"
     form = f"{metric} = {{ {kind} = ..., last = ... }}"
     if not isinstance(sub, dict):
@@ -171,7 +193,7 @@ def _bound(where: str, metric: str, kind: str, sub: object) -> Bound:
     if last is not None and not 0 <= last <= (ceiling or math.inf):
         span = f"in [0, {ceiling}]" if ceiling else ">= 0"
         raise ThresholdsError(f"{where}.last must be {span} (a measured {metric}), got {last!r}")
-    return Bound(metric, kind, value, last, device)
+    return Bound(metric, kind, value, last, device, source)
 
 
 def _entry(source: str, key: str, entry: object) -> Bounds:
@@ -186,7 +208,7 @@ def _entry(source: str, key: str, entry: object) -> Bounds:
     if not entry:
         raise ThresholdsError(f"{source}: {key}: no bounds; valid: {', '.join(METRICS)}")
     bounds = [
-        _bound(f"{source}: {key}.{metric}", metric, kind, entry[metric])
+        _bound(f"{source}: {key}.{metric}", metric, kind, entry[metric], source)
         for metric, kind in METRICS.items()
         if metric in entry
     ]
@@ -264,6 +286,34 @@ def load(path: Path | str = DEFAULT_PATH, *, registered: bool = True) -> dict[st
     return table
 
 
+def load_merged(paths: list[Path | str] | tuple[Path | str, ...] = (), *, base: Path | str = DEFAULT_PATH,
+                registered: bool = True) -> dict[str, Bounds]:
+    """The suite's thresholds file (``base``) with each of ``paths`` merged over it, in order.
+
+    A pair's entry in a later file replaces its earlier entry whole (every bound
+    of it), so a team can tighten or loosen a suite pair and bound its own models'
+    pairs. Each file is validated as ``parse`` does; with ``registered``,
+    ``check_registered`` runs on the merged table, which reads the registry and so
+    loads the plugins first: a team's file may name its own models. Every entry
+    and bound keeps the file it came from.
+
+    Raises:
+        ThresholdsError: a file is malformed, missing, or (with ``registered``) names
+            a pair that is not registered; the message names the file.
+    """
+    table: dict[str, Bounds] = {}
+    for path in (base, *paths):
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ThresholdsError(f"{path}: cannot read the thresholds file: {exc.strerror or exc}") from None
+        table.update(parse(text, str(path)))
+    if registered:
+        check_registered(table)
+    return table
+
+
 def lookup(thresholds: dict[str, Bounds], model: str, technique: str) -> Bounds:
     """The bounds of a registered pair; a missing entry is an error, never a pass."""
     key = f"{model}.{technique}"
@@ -273,5 +323,6 @@ def lookup(thresholds: dict[str, Bounds], model: str, technique: str) -> Bounds:
         raise ThresholdsError(
             f"no thresholds for registered pair {key!r}: add a [{key}] table with "
             "retention = { min = ..., last = ... } and size_ratio (or gzip_ratio) = "
-            "{ max = ..., last = ... } to benchmarks/thresholds.toml"
+            "{ max = ..., last = ... } to benchmarks/thresholds.toml (a team's own model: to its file, "
+            "passed with --thresholds)"
         ) from None

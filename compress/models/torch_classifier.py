@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,6 +58,23 @@ def _tiny_torch(num_classes: int = 10):
     )  # fmt: skip
 
 
+# arch name -> builder(num_classes) of an nn.Module: architectures besides torchvision's
+_ARCHITECTURES: dict[str, Callable[[int], Any]] = {"tiny_torch": _tiny_torch}
+
+
+def register_architecture(name: str, builder: Callable[[int], Any]) -> None:
+    """Let ``TorchImageClassifier(name, ...)`` train ``builder(num_classes)``, an untrained ``nn.Module``.
+
+    For a team's own architecture (a plugin, ``compress/plugins.py``): call it where the
+    model is registered, so every process that reads the registry has it. The builder
+    runs after the recipe seeds torch. The name is part of the weights' cache key:
+    give a changed architecture a new name (or change another recipe field) to retrain.
+    """
+    if _ARCHITECTURES.get(name, builder) is not builder:
+        raise ValueError(f"torch architecture {name!r} is already registered")
+    _ARCHITECTURES[name] = builder
+
+
 @dataclass(frozen=True)
 class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
     """Recipe of a ``torchvision.models`` classifier trained from scratch.
@@ -64,7 +82,8 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
     Every field is part of the cache key: change one and the model is retrained.
 
     Attributes:
-        arch: constructor name in ``torchvision.models`` (``"resnet18"``) or ``"tiny_torch"``.
+        arch: constructor name in ``torchvision.models`` (``"resnet18"``), ``"tiny_torch"``, or
+            a name given to :func:`register_architecture`.
         input_size: square input side (28 px images are zero-padded to 32 or resized).
         channels: input channels (grey images repeated: torchvision stems take RGB).
         epochs, batch_size, learning_rate, weight_decay: AdamW, cosine decay.
@@ -100,8 +119,8 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
         import torch
 
         torch.manual_seed(self.seed)
-        if self.arch == "tiny_torch":
-            return _tiny_torch(10).eval()
+        if self.arch in _ARCHITECTURES:
+            return _ARCHITECTURES[self.arch](10).eval()
         import torchvision
 
         return getattr(torchvision.models, self.arch)(weights=None, num_classes=10).eval()
