@@ -12,7 +12,7 @@ PYTHON ?= python3.11
 ARGS ?=
 TIER ?= gate
 
-.PHONY: bench test data toolchain asv
+.PHONY: bench test data toolchain asv pr-gate baseline
 bench: $(TOX) data toolchain
 	$(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- --tier $(TIER) $(ARGS)
 
@@ -22,6 +22,26 @@ test: $(TOX) data toolchain
 $(TOX):
 	$(PYTHON) -m venv $(TOX_VENV)
 	$(TOX_VENV)/bin/pip install --quiet "tox==4.67.15" "tox-ignore-env-name-mismatch==0.2.0.post2"
+
+# The pull-request gate: the benchmark gate saved to $(PR_DIR)/run.json, then that run judged
+# against $(PR_DIR)/baseline.json (a run of the same machine on main: `make baseline`):
+# fails on a broken bound, a missing pair, or a latency regression beyond the factor;
+# writes a Markdown summary for the PR to $(PR_DIR)/summary.md and prints it.
+PR_DIR ?= $(HOME)/.cache/compress-bench/pr-gate
+FACTOR ?= 2.0
+pr-gate: $(TOX) data toolchain
+	@mkdir -p $(PR_DIR) && rm -f $(PR_DIR)/run.json
+	@rc=0; $(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- --tier $(TIER) \
+	    --benchmark-json=$(PR_DIR)/run.json $(ARGS) || rc=$$?; \
+	  $(SUITE_BIN)/python -m compress compare $(PR_DIR)/run.json --baseline $(PR_DIR)/baseline.json \
+	    --factor $(FACTOR) --markdown $(PR_DIR)/summary.md || rc=1; \
+	  exit $$rc
+
+# Make the last pr-gate run the baseline (on main, after it landed).
+baseline:
+	@test -f $(PR_DIR)/run.json || { echo "no $(PR_DIR)/run.json: run 'make pr-gate' first"; exit 2; }
+	cp $(PR_DIR)/run.json $(PR_DIR)/baseline.json
+	@echo "baseline: $(PR_DIR)/baseline.json"
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist, when this machine can install it.
 data:

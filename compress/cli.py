@@ -126,6 +126,88 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    """Saved runs (pytest-benchmark JSON) -> report.md, results.csv and PNG plots in --out.
+    Reads JSON only: no framework is imported, no model loaded."""
+    import difflib
+
+    from compress import runs
+    from compress.report import with_latency_ratios
+
+    try:
+        from compress import plots
+    except ImportError as exc:  # matplotlib comes with the `report` extra
+        print(f"error: the report's plots need matplotlib ({exc}); pip install -e '.[report]'", file=sys.stderr)
+        return 2
+    paths = args.runs or [runs.latest_run(args.storage)]
+    loaded = [runs.load_run(p) for p in paths]
+    rows = with_latency_ratios(runs.merge_runs(loaded))
+    histories = {}
+    if args.pair:  # every saved run in the storage; checked before anything is written
+        saved = [runs.load_run(p) for p in runs.find_runs(args.storage)]
+        known = sorted({runs.pair_name(r) for run in saved for r in run.rows})
+        for pair in args.pair:
+            histories[pair] = runs.history(pair, saved)
+            if not histories[pair]:
+                close = difflib.get_close_matches(pair, known, n=3, cutoff=0.5)
+                raise runs.RunFileError(f"--pair {pair}: no saved run under {runs.storage_root(args.storage)} has it"
+                                        + (f"; did you mean {', '.join(close)}?" if close else
+                                           f"; pairs are MODEL.TECHNIQUE, e.g. {', '.join(known[:3])}"))  # fmt: skip
+    commits = ", ".join(dict.fromkeys(r.short + ("+" if r.dirty else "") for r in loaded))
+    cpus = ", ".join(dict.fromkeys(str(r.machine.get("cpu")) for r in loaded))
+    out = Path(args.out)
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        md = out / "report.md"
+        md.write_text(runs.format_markdown(rows, loaded), encoding="utf-8")
+        written.append(f"{md} ({len(rows)} pairs)")
+        written.append(f"{runs.write_csv(rows, out / 'results.csv')} ({len(rows)} lines)")
+        for x, name, what in (("size_ratio", "retention_vs_size.png", "size"),
+                              ("latency_ratio", "retention_vs_latency.png", "latency")):  # fmt: skip
+            plot = plots.tradeoff(rows, x, out / name, f"Top-1 retention vs {what} (commit {commits}; {cpus})")
+            written.append(f"{plot} ({plot.plotted} pairs" + (f"; left out, no {x}: {', '.join(plot.left_out)})"
+                                                              if plot.left_out else ")"))  # fmt: skip
+        for pair, points in histories.items():
+            plot = plots.latency_history(points, pair, out / f"latency_history_{pair}.png")
+            written.append(f"{plot} ({plot.plotted} runs)")
+    except OSError as exc:
+        print(f"error: cannot write the report in {out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"report of {', '.join(str(r.path) for r in loaded)}")
+    for line in written:
+        print(f"wrote {line}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    """A saved run judged against a baseline run (the pull-request gate): exit 1 when anything broke."""
+    from compress import compare, runs, thresholds
+
+    current = runs.load_run(args.run or runs.latest_run(args.storage))
+    table = thresholds.load_merged(args.thresholds)
+    base_path = Path(args.baseline) if args.baseline else None
+    if base_path is None or not base_path.exists():
+        baseline, label, latency = [], f"none ({base_path or 'no --baseline'}: bounds judged, latency not compared; "\
+                                        "on main, `make baseline` keeps a run as the baseline)", False  # fmt: skip
+    else:
+        base = runs.load_run(base_path)
+        baseline, label = base.rows, f"`{base.short}` ({base.datetime[:16]}, {base.path.name})"
+        latency = compare.same_machine(base.machine, current.machine)
+    verdict = compare.compare(baseline, current.rows, table, factor=args.factor, drift_factor=args.drift_factor,
+                              latency=latency)  # fmt: skip
+    if not baseline:
+        verdict.latency_note = "latency not compared: no baseline run"
+    text = compare.markdown(verdict, baseline_label=label,
+                            current_label=f"`{current.short}`{' (uncommitted changes)' if current.dirty else ''} "
+                                          f"({current.path.name})")  # fmt: skip
+    print(text)
+    if args.markdown:
+        atomic_write_bytes(Path(args.markdown), text.encode())
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 1 if verdict.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m compress", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", help="directory holding the Fashion-MNIST IDX files ($COMPRESS_BENCH_DATA)")
@@ -151,6 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", help="also write the full results (provenance included) to this file")
     run.add_argument("--save", metavar="DIR", help="also write each artefact (e.g. the .tflite) into DIR")
     run.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="saved runs -> report.md, results.csv and PNG plots (no model is loaded)")
+    rep.add_argument("runs", nargs="*", metavar="RUN.json",
+                     help="saved runs (pytest-benchmark JSON); several: the shards of one run, each pair once "
+                          "(default: the latest saved run)")  # fmt: skip
+    rep.add_argument("--out", default="report", metavar="DIR", help="where to write (default: %(default)s/)")
+    rep.add_argument("--pair", action="append", default=[], metavar="MODEL.TECHNIQUE",
+                     help="also plot this pair's latency across every saved run (repeatable)")  # fmt: skip
+    rep.add_argument("--storage", metavar="DIR", help="the saved runs' folder (default: $COMPRESS_BENCH_RESULTS, "
+                                                      "else ~/.cache/compress-bench/benchmarks)")  # fmt: skip
+    rep.set_defaults(func=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="judge a saved run against a baseline run: bounds, missing pairs, "
+                                          "latency regressions (the pull-request gate; exit 1 on failure)")  # fmt: skip
+    cmp_.add_argument("run", nargs="?", help="the saved run to judge (default: the latest saved run)")
+    cmp_.add_argument("--baseline", metavar="RUN.json",
+                      help="a saved run of the same machine (on main); missing: bounds only, said in the summary")
+    cmp_.add_argument("--factor", type=float, default=2.0,
+                      help="fail a pair slower than its baseline by more than this, run-wide drift divided out "
+                           "(default: %(default)s)")  # fmt: skip
+    cmp_.add_argument("--drift-factor", type=float, default=3.0,
+                      help="fail when every pair is slower by more than this (default: %(default)s)")
+    cmp_.add_argument("--thresholds", action="append", default=[], metavar="PATH",
+                      help="a team's thresholds file merged over the suite's (repeatable)")
+    cmp_.add_argument("--markdown", metavar="PATH", help="also write the Markdown summary here (for a PR comment)")
+    cmp_.add_argument("--storage", metavar="DIR", help="the saved runs' folder (default: $COMPRESS_BENCH_RESULTS)")
+    cmp_.set_defaults(func=_cmd_compare)
     return p
 
 
@@ -171,19 +280,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.cache_dir:
         os.environ["COMPRESS_BENCH_CACHE"] = args.cache_dir
-    preload()
+    if args.command not in ("report", "compare"):  # they read saved JSON only: no framework to order
+        preload()
     from compress import progress
     from compress.cache import CacheWriteError
     from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError
     from compress.plugins import PluginError
     from compress.registry import UnknownNameError
+    from compress.runs import RunFileError
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     progress.use_bars(not args.quiet and sys.stderr.isatty())
     try:
         return args.func(args)
     except (UnknownNameError, DataNotFoundError, DataCorruptError, CacheWriteError, ValueError,
-            NotImplementedError, PluginError) as exc:  # fmt: skip
+            NotImplementedError, PluginError, RunFileError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
