@@ -12,11 +12,11 @@ PYTHON ?= python3.11
 ARGS ?=
 TIER ?= gate
 
-.PHONY: bench test data toolchain asv pr-gate baseline
+.PHONY: bench test data toolchain asv history pr-gate baseline browser dashboard-assets dashboard
 bench: $(TOX) data toolchain
 	$(TOX) run -e bench --workdir $(COMPRESS_BENCH_ENV)/tox -- --tier $(TIER) $(ARGS)
 
-test: $(TOX) data toolchain
+test: $(TOX) data toolchain browser dashboard-assets
 	$(TOX) run -e tests --workdir $(COMPRESS_BENCH_ENV)/tox -- $(ARGS)
 
 $(TOX):
@@ -51,10 +51,35 @@ data:
 toolchain:
 	@sh .ci/install-toolchain.sh
 
-# asv for the current commit, offline, in the suite's environment (built by
-# `make bench` or `make test`). Results and HTML stay under .asv/.
+# Debian's chromium and chromium-driver for tests/test_dashboard.py (the asv pages opened headless).
+browser:
+	@sh .ci/install-browser.sh
+
+# The asv dashboard's JavaScript and CSS (jQuery, flot, bootstrap, ...) from the npm registry, once,
+# each file's hash checked (compress/dashboard.py; stdlib only). Never fatal: without them
+# tests/test_dashboard.py and `make dashboard` fail, saying what to install or where to put them.
+DASHBOARD_ASSETS ?= $(COMPRESS_BENCH_ENV)/dashboard-assets
+dashboard-assets:
+	@$(PYTHON) compress/dashboard.py fetch --dest $(DASHBOARD_ASSETS) || \
+	  echo "dashboard-assets: not fetched; tests/test_dashboard.py will fail until they are"
+
+# asv over git history, offline, in the suite's environment (built by `make bench` or `make test`):
+# each commit checked out as a worktree and benchmarked (compress/history.py). Results and HTML
+# stay under .asv/. `make asv`: HEAD; `make history RANGE=HEAD~5..HEAD`; TIER=full for every pair.
 SUITE_BIN := $(COMPRESS_BENCH_ENV)/tox/suite/bin
+RANGE ?=
+COUNT ?= 5
 asv: $(TOX)
 	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
-	$(SUITE_BIN)/asv machine --yes
-	$(SUITE_BIN)/asv run --python=same --set-commit-hash $$(git rev-parse HEAD) $(ARGS)
+	$(SUITE_BIN)/python -m compress.history --count 1 --tier $(TIER) $(ARGS)
+
+history: $(TOX)
+	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
+	$(SUITE_BIN)/python -m compress.history $(RANGE) --count $(COUNT) --tier $(TIER) $(ARGS)
+
+# The asv pages of .asv/results, readable offline: `asv publish`, then every CDN script and
+# stylesheet pointed at local copies in .asv/html/vendor/. Open .asv/html/index.html through a
+# web server (`asv preview`, or python -m http.server -d .asv/html).
+dashboard: dashboard-assets
+	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
+	$(SUITE_BIN)/python -m compress.dashboard publish --config asv.conf.json --assets $(DASHBOARD_ASSETS)

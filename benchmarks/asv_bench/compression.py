@@ -1,12 +1,43 @@
-"""Latency (``time_*``), size ratio and accuracy (``track_*``) of every full-tier pair.
+"""Latency (``time_*``), size ratio, accuracy, retention (``track_*``) and the suite's own cost of
+the pairs of a tier, from the same registry as the pytest gate.
+
+Which pairs (asv takes no options of ours, so the environment says):
+
+- ``COMPRESS_BENCH_TIER``: ``gate`` (default: what history over many commits can
+  afford; one commit costs about a warm gate) or ``full``;
+- ``COMPRESS_BENCH_PAIRS``: comma-separated ``model.technique`` globs to keep
+  (default: every pair of the tier);
+- ``COMPRESS_BENCH_SHARD``: ``i/N``, as the gate's ``--shard``;
+- ``COMPRESS_BENCH_PLUGINS``: a team's model modules (compress/plugins.py).
 
 Unsupported model x technique combinations raise NotImplementedError in setup, so
-asv skips them. Models come from the suite's on-disk cache (trained on first use).
+asv skips them. Models come from the suite's on-disk cache (trained on first use);
+accuracy comes from the result store when the artefact's bytes are unchanged.
 """
+
+import fnmatch
+import os
+import time
 
 from compress import registry
 
-PAIRS = registry.pairs(tier="full")
+TIER = os.environ.get("COMPRESS_BENCH_TIER", "gate")
+
+
+def _pairs() -> list[tuple[str, str]]:
+    pairs = registry.pairs(tier=TIER)
+    globs = [g.strip() for g in os.environ.get("COMPRESS_BENCH_PAIRS", "").split(",") if g.strip()]
+    if globs:
+        pairs = [(m, t) for m, t in pairs if any(fnmatch.fnmatchcase(f"{m}.{t}", g) for g in globs)]
+    shard = os.environ.get("COMPRESS_BENCH_SHARD")
+    if shard:
+        from compress.shard import shard_pairs
+
+        pairs = shard_pairs(pairs, shard)
+    return pairs
+
+
+PAIRS = _pairs()
 MODELS = sorted({m for m, _ in PAIRS})
 TECHNIQUES = list(dict.fromkeys(t for _, t in PAIRS))
 
@@ -23,7 +54,7 @@ def _get_runner():
 
 
 def _track(metric: str, unit: str):
-    """An asv ``track_*`` method reading ``metric`` from the cached measurements."""
+    """An asv ``track_*`` method reading ``metric`` from the measurements of ``setup_cache``."""
 
     def track(self, metrics, model, technique):
         return metrics[model, technique][metric]
@@ -39,6 +70,11 @@ class Latency:
     params = (MODELS, TECHNIQUES)
     param_names = ["model", "technique"]
     timeout = 3600  # a cold cache trains the model first
+    # One process per pair (its setup loads the model and rebuilds the artefact: most of a pair's
+    # cost), up to 10 samples of >= 10 ms in at most 4 s: a commit of history costs minutes, not an hour.
+    rounds = 1
+    repeat = (1, 10, 4.0)
+    warmup_time = 0.5
 
     def setup(self, model, technique):
         if (model, technique) not in PAIRS:
@@ -53,7 +89,12 @@ class Latency:
 
 
 class Quality:
-    """Size and accuracy of the shipped artefact, measured once per asv run."""
+    """Size, accuracy, retention and the suite's cost of each pair, measured once per asv run.
+
+    ``cost_s`` is what producing the pair's measurements cost the suite in this run
+    (training and fine-tuning on a cold cache, building, evaluating or reusing a
+    stored result): the cost profile of the gate, per pair.
+    """
 
     params = (MODELS, TECHNIQUES)
     param_names = ["model", "technique"]
@@ -61,7 +102,15 @@ class Quality:
 
     def setup_cache(self):
         runner = _get_runner()
-        return {pair: runner.evaluate(*pair).metrics() for pair in PAIRS if not runner.skip_reason(*pair)}
+        out = {}
+        for pair in PAIRS:
+            if runner.skip_reason(*pair):
+                continue
+            t0 = time.perf_counter()
+            with runner.profile.pair(".".join(pair)):
+                metrics = runner.evaluate(*pair).metrics()
+            out[pair] = {**metrics, "cost_s": time.perf_counter() - t0}
+        return out
 
     def setup(self, metrics, model, technique):
         if (model, technique) not in metrics:
@@ -69,6 +118,7 @@ class Quality:
 
     track_size_ratio = _track("size_ratio", "ratio (artefact bytes / fp32 artefact bytes)")
     track_gzip_ratio = _track("gzip_ratio", "ratio (gzip bytes / fp32 gzip bytes)")
-    track_accuracy = _track("accuracy", "top-1 (10,000 test images)")
+    track_accuracy = _track("accuracy", "top-1 on the model's test split")
     track_retention = _track("retention", "accuracy / fp32 accuracy")
     track_param_ratio = _track("param_ratio", "ratio (parameters / fp32 parameters)")
+    track_cost_s = _track("cost_s", "seconds the suite spent on the pair in this run")
