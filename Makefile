@@ -77,9 +77,11 @@ history: $(TOX)
 	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
 	$(SUITE_BIN)/python -m compress.history $(RANGE) --count $(COUNT) --tier $(TIER) $(ARGS)
 
-# The asv pages of .asv/results, readable offline: `asv publish`, then every CDN script and
+# The asv pages of .asv/results and of the machines kept in results/asv/ (a GPU host CI cannot
+# reach), readable offline: `asv publish`, then every CDN script and
 # stylesheet pointed at local copies in .asv/html/vendor/. Open .asv/html/index.html through a
 # web server (`asv preview`, or python -m http.server -d .asv/html).
 dashboard: dashboard-assets
 	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
-	$(SUITE_BIN)/python -m compress.dashboard publish --config asv.conf.json --assets $(DASHBOARD_ASSETS)
+	$(SUITE_BIN)/python -m compress.dashboard publish --config asv.conf.json --assets $(DASHBOARD_ASSETS) \
+	  --merge results/asv

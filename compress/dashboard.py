@@ -372,10 +372,34 @@ def _html_dir_of(config: Path) -> Path:
     return Path(Config.load(str(config)).html_dir)
 
 
+def merge_results(sources: list[str | os.PathLike], config: str | os.PathLike = "asv.conf.json") -> list[str]:
+    """Copy other machines' asv results (``<source>/<machine>/*.json``) into the config's results_dir,
+    so that one dashboard shows every machine; returns the machine names merged.
+
+    A machine folder that exists here too is merged file by file (a result of the same commit
+    and environment from the source replaces the local one); the source's ``benchmarks.json``
+    (the benchmark definitions) is not copied: the local one describes the benchmarks."""
+    from asv.config import Config
+
+    dest = Path(Config.load(str(config)).results_dir)
+    merged = []
+    for src in map(Path, sources):
+        if not src.is_dir():
+            raise DashboardError(f"{src}: no such folder of asv results (expected {src}/<machine>/machine.json)")
+        for machine in sorted(p for p in src.iterdir() if (p / "machine.json").is_file()):
+            shutil.copytree(machine, dest / machine.name, dirs_exist_ok=True)
+            merged.append(machine.name)
+    return merged
+
+
 def publish(config: str | os.PathLike = "asv.conf.json", *, html_dir: str | os.PathLike | None = None,
-            assets: str | os.PathLike | None = None, python: str = sys.executable) -> Path:  # fmt: skip
-    """``asv publish`` with ``config``, then :func:`localize`; the published folder."""
+            assets: str | os.PathLike | None = None, python: str = sys.executable,
+            merge: list[str | os.PathLike] = ()) -> Path:  # fmt: skip
+    """``asv publish`` with ``config`` (after :func:`merge_results` of ``merge``), then :func:`localize`;
+    the published folder."""
     assets_dir = fetch_assets(assets)  # before asv: a missing file stops here, with what to do
+    for name in merge_results(list(merge), config):
+        print(f"dashboard: merged the results of machine {name}")
     cmd = [python, "-m", "asv", "publish", "--config", str(config)]
     if html_dir is not None:
         cmd += ["--html-dir", str(html_dir)]
@@ -397,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--config", default="asv.conf.json")
     pub.add_argument("--html-dir", help="output folder (default: the config's html_dir)")
     pub.add_argument("--assets", help="the fetched files' folder (default $COMPRESS_BENCH_ENV/dashboard-assets)")
+    pub.add_argument("--merge", action="append", default=[], metavar="DIR",
+                     help="also show the asv results of other machines kept in DIR/<machine>/ (repeatable)")
     loc = sub.add_parser("localize", help="rewrite already published pages to load local copies")
     loc.add_argument("html_dir")
     loc.add_argument("--assets")
@@ -406,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             dest = fetch_assets(args.dest, offline=True if args.offline else None)
             print(f"dashboard-assets: {len(ASSETS)} files verified in {dest}")
         elif args.cmd == "publish":
-            out = publish(args.config, html_dir=args.html_dir, assets=args.assets)
+            out = publish(args.config, html_dir=args.html_dir, assets=args.assets, merge=args.merge)
             print(f"dashboard: {out / 'index.html'} (loads nothing from the network)")
         else:
             done = localize(args.html_dir, args.assets)
