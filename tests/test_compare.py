@@ -106,3 +106,52 @@ def test_same_machine():
 def test_factor_must_exceed_one():
     with pytest.raises(ValueError):
         compare(BASE, BASE, TABLE, factor=1.0)
+
+
+# --- the command: python -m compress compare ---------------------------------------------------------
+
+
+def _saved(path, *, scale=1.0, int8_size=0.252, int8_ratio=0.6, when="2026-11-30T09:00:00+00:00"):
+    """A saved gate run of three real ResNet18 pairs (made-up numbers), judged against the suite's bounds."""
+    from tests.test_runs_report import bench, write_run
+
+    return write_run(path, [
+        bench("resnet18", "fp32", 0.008 * scale, runtime="torch-eager", accuracy_upper=0.905),
+        bench("resnet18", "onnx_fp32", 0.001 * scale, runtime="onnxruntime", retention_upper=1.001),
+        bench("resnet18", "onnx_int8", 0.0006 * scale, runtime="onnxruntime", size_ratio=int8_size, retention=1.0,
+              retention_upper=1.002, latency_ratio=int8_ratio),
+    ], when=when)  # fmt: skip
+
+
+def _compare(*args):
+    from compress.cli import main
+
+    return main(["compare", *map(str, args)])
+
+
+def test_compare_command_passes_an_unchanged_run_and_writes_the_summary(tmp_path, capsys):
+    base, run = _saved(tmp_path / "base.json"), _saved(tmp_path / "run.json", scale=1.3)  # a slower machine today
+    assert _compare(run, "--baseline", base, "--markdown", tmp_path / "pr.md") == 0
+    out = capsys.readouterr().out
+    assert "compress-bench gate: passed" in out and "drift (1.30x" in out
+    assert (tmp_path / "pr.md").read_text() == out.rstrip("\n") + "\n"
+
+
+def test_compare_command_fails_a_broken_bound_and_a_slower_pair(tmp_path, capsys):
+    base = _saved(tmp_path / "base.json")
+    assert _compare(_saved(tmp_path / "big.json", int8_size=0.30), "--baseline", base) == 1
+    assert "resnet18.onnx_int8: size_ratio 0.3000 exceeds max 0.258" in capsys.readouterr().out
+    assert _compare(_saved(tmp_path / "slow.json", int8_ratio=0.6 * 2.5), "--baseline", base) == 1
+    assert "`resnet18.onnx_int8` | latency / own fp32 (interleaved) | 0.60x | 1.50x | 2.50x" in capsys.readouterr().out
+
+
+def test_compare_command_without_a_baseline_judges_bounds_only_and_says_so(tmp_path, capsys):
+    assert _compare(_saved(tmp_path / "run.json"), "--baseline", tmp_path / "missing.json") == 0
+    out = capsys.readouterr().out
+    assert "bounds judged, latency not compared" in out and "Latency not compared: no baseline run." in out
+
+
+def test_compare_command_on_a_file_that_is_not_a_run_is_one_line(tmp_path, capsys):
+    (tmp_path / "x.json").write_text("[]")
+    assert _compare(tmp_path / "x.json") == 2
+    assert capsys.readouterr().err.startswith("error: ")
