@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -87,6 +87,31 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def batch1_fn(call: Callable, sample, set_threads: Callable[[], None], context: Callable,
+              device: str) -> Callable[[], Any]:  # fmt: skip
+    """One timed batch-1 inference of ``call(sample)`` inside ``context()`` on ``set_threads()``'s threads.
+
+    On the CPU it returns the output as float32 numpy; on a GPU it is timed until the device has
+    finished (:func:`synchronize`) and leaves the output there, so no copy is timed."""
+    if device != "cpu":
+
+        def run_on_device():
+            set_threads()
+            with context():
+                out = call(sample)
+            synchronize(device)
+            return out
+
+        return run_on_device
+
+    def run() -> np.ndarray:
+        set_threads()
+        with context():
+            return call(sample).float().numpy()
+
+    return run
+
+
 def _load_state(data: bytes) -> dict:
     import torch
 
@@ -134,25 +159,7 @@ class LoadedTorch(LoadedArtefact):
         import torch
 
         sample = torch.from_numpy(np.ascontiguousarray(x[None])).to(self.device, self.dtype)
-        module, set_threads, inference_mode = self.module, self._set_threads, torch.inference_mode
-        if self.device != "cpu":  # timed until the device has finished, output left on it
-            device = self.device
-
-            def run_on_device():
-                set_threads()
-                with inference_mode():
-                    out = module(sample)
-                synchronize(device)
-                return out
-
-            return run_on_device
-
-        def run() -> np.ndarray:
-            set_threads()
-            with inference_mode():
-                return module(sample).float().numpy()
-
-        return run
+        return batch1_fn(self.module, sample, self._set_threads, torch.inference_mode, self.device)
 
     def weight_arrays(self) -> list[np.ndarray]:
         """Conv and linear weights as the artefact stores them (int8 dequantized), in graph order.

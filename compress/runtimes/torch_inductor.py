@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from compress.runtimes.base import Artefact, LoadedArtefact, Runtime
+from compress.runtimes.torch_eager import batch1_fn
 
 log = logging.getLogger(__name__)
 
@@ -208,27 +209,7 @@ class LoadedInductor(LoadedArtefact):
         # a new array, not x[None]: numpy gives the added axis stride 0, and compiled code guards on
         # strides (it would recompile for it)
         sample = torch.from_numpy(np.array(x[None], dtype=np.float32, order="C", copy=True)).to(self.device)
-        compiled, set_threads, no_grad = self.compiled, self._set_threads, torch.no_grad
-        if self.device != "cpu":  # timed until the device has finished, output left on it
-            from compress.runtimes.torch_eager import synchronize
-
-            device = self.device
-
-            def run_on_device():
-                set_threads()
-                with no_grad():
-                    out = compiled(sample)
-                synchronize(device)
-                return out
-
-            return run_on_device
-
-        def run() -> np.ndarray:
-            set_threads()
-            with no_grad():
-                return compiled(sample).float().numpy()
-
-        return run
+        return batch1_fn(self.compiled, sample, self._set_threads, torch.no_grad, self.device)
 
     def weight_arrays(self) -> list[np.ndarray]:
         """Conv and linear weights as the ``pt2`` stores them (int8 dequantized), in graph order."""
