@@ -30,6 +30,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from compress import thresholds
+from compress.runs import pair_name as _key
 
 # Measured here between runs of an unchanged tree (README, "The merge gate"): interleaved ratios
 # within 0.9-1.1x of each other in quiet runs, 0.47x at worst under heavy load (resnet18.onnx_dynamic:
@@ -63,10 +64,6 @@ class Verdict:
 
 def _is_reference(row: dict) -> bool:
     return bool(row.get("reference", row.get("technique") == "fp32"))
-
-
-def _key(row: dict) -> str:
-    return f"{row['model']}.{row['technique']}"
 
 
 def same_machine(a: dict, b: dict) -> bool:
