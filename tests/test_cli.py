@@ -45,8 +45,8 @@ def test_unknown_technique_lists_valid_ones(capsys):
 @pytest.mark.parametrize(
     "setting, message",
     [
-        ("calibration_size=0", r"calibration_size must be an integer in [1, 5000], got 0"),
-        ("calibration_size=many", "calibration_size must be an integer in [1, 5000], got 'many'"),
+        ("calibration_size=0", r"calibration_size must be an integer in [1, 100000], got 0"),
+        ("calibration_size=many", "calibration_size must be an integer in [1, 100000], got 'many'"),
         ("calib=3", "unknown field of Int8Config 'calib'"),
         ("novalue", "--set expects FIELD=VALUE"),
     ],

@@ -9,7 +9,8 @@ from compress.models.keras_classifier import KerasImageClassifier
 from compress.runner import Runner
 from compress.techniques import keras_channels
 from compress.techniques.channels import ChannelPruningConfig
-from compress.techniques.keras_channels import channel_groups, prune_channels, rebuild_for_weights
+from compress.models.keras_common import rebuild_for_weights
+from compress.techniques.keras_channels import channel_groups, prune_channels
 from compress.techniques.quantization import Float32Config
 from tests.test_data import REAL, needs_real
 

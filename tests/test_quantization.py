@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from compress.techniques.quantization import dequantize, quantize
+from compress.affine import dequantize, quantize
 from tests.strategies import scales, zero_points
 
 

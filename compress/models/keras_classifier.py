@@ -151,7 +151,7 @@ class KerasImageClassifier(FirstImagesSplits, KerasArrays):
 def load_keras_weights(model, weights):
     """``model`` holding ``weights``; rebuilt narrower first if they are channel-pruned."""
     if [tuple(w.shape) for w in model.get_weights()] != [tuple(w.shape) for w in weights]:
-        from compress.techniques.keras_channels import rebuild_for_weights
+        from compress.models.keras_common import rebuild_for_weights
 
         model = rebuild_for_weights(model, weights)
     model.set_weights(list(weights))

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from compress.runtimes.base import Artefact, LoadedArtefact, Runtime
-from compress.techniques.quantization import dequantize, quantize
+from compress.affine import dequantize, quantize
 
 _WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1}  # op -> weight input index
 

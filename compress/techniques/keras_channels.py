@@ -23,11 +23,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from compress.frameworks import tensorflow
+from compress.models.keras_common import functional_config, rebuild_for_weights  # noqa: F401  (re-exported)
 from compress.registry import register_handler
 from compress.techniques.channels import ChannelPruningConfig, fine_tune_pruned, kept_channels
 
@@ -113,13 +114,6 @@ def _role(layer, cfg: dict, class_name: str) -> str:
     return "blocker"  # Add, Concatenate, Multiply, Reshape, Flatten, anything unknown
 
 
-def _functional_config(model) -> dict:
-    config = model.get_config()
-    if not isinstance(config, dict) or "layers" not in config or "output_layers" not in config:
-        raise TypeError(
-            f"channel pruning needs a functional Keras model, got {type(model).__name__} {model.name!r}"
-        )
-    return config
 
 
 def _groups_from_config(model, config: dict) -> list[ChannelGroup]:
@@ -168,7 +162,7 @@ def channel_groups(model) -> list[ChannelGroup]:
     Raises:
         TypeError: ``model`` is not a functional model (no graph config).
     """
-    return _groups_from_config(model, _functional_config(model))
+    return _groups_from_config(model, functional_config(model))
 
 
 # -- pruning ---------------------------------------------------------------------
@@ -222,7 +216,7 @@ def prune_channels(model, fraction: float, round_to: int = 1):
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
         raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
     tf = tensorflow()
-    config = _functional_config(model)
+    config = functional_config(model)
     keep_out: dict[str, np.ndarray] = {}
     keep_in: dict[str, np.ndarray] = {}
     for g in _groups_from_config(model, config):
@@ -245,48 +239,6 @@ def prune_channels(model, fraction: float, round_to: int = 1):
             )
             pruned.get_layer(layer.name).set_weights(sliced)
     return pruned
-
-
-def rebuild_for_weights(model, weights: Sequence[np.ndarray]):
-    """An architecture like ``model`` whose weight shapes match ``weights``.
-
-    ``weights`` are ``get_weights()`` of a channel-pruned copy of the dense
-    ``model``: each ``Conv2D`` / ``Dense`` gets ``filters`` / ``units`` from its
-    kernel's last axis; other layers adapt to their inputs. The returned model's
-    weights are freshly initialised: call ``set_weights(weights)`` next.
-
-    Raises:
-        ValueError: the arrays do not fit the model (count or shapes).
-        TypeError: ``model`` is not a functional model.
-    """
-    tf = tensorflow()
-    weights = list(weights)
-    config = _functional_config(model)
-    layer_cfgs = {lc["name"]: lc for lc in config["layers"]}
-    per_layer = [v.name for layer in model.layers for v in layer.weights]
-    if per_layer != [v.name for v in model.weights]:
-        raise RuntimeError(f"weights of {model.name!r} are not ordered layer by layer; cannot map arrays")
-    if len(weights) != len(per_layer):
-        raise ValueError(f"{len(weights)} arrays given for {model.name!r}, which has {len(per_layer)} weights")
-    i = 0
-    for layer in model.layers:
-        own = weights[i : i + len(layer.weights)]
-        i += len(layer.weights)
-        lc = layer_cfgs[layer.name]
-        key = {"Conv2D": "filters", "Dense": "units"}.get(lc["class_name"])
-        if key and own:
-            lc["config"][key] = int(own[0].shape[-1])
-    rebuilt = tf.keras.Model.from_config(config)
-    i = 0
-    for layer in rebuilt.layers:
-        got = [tuple(v.shape) for v in layer.weights]
-        given = [tuple(np.shape(a)) for a in weights[i : i + len(got)]]
-        i += len(got)
-        if got != given:
-            raise ValueError(
-                f"layer {layer.name!r} of {model.name!r} rebuilt with weight shapes {got}, arrays give {given}"
-            )
-    return rebuilt
 
 
 # -- technique handler ---------------------------------------------------------------

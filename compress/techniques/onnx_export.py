@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.data.fashion_mnist import CALIB_SIZE
 from compress.registry import TechniqueConfig, check_range, register_handler
+from compress.techniques.quantization import MAX_CALIBRATION, calibration_inputs
 from compress.runtimes.base import Artefact
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class OnnxConfig(TechniqueConfig):
             ``"dynamic"`` (int8 weights, activations quantized at run time) or
             ``"int8"`` (static QDQ: per-channel int8 weights, uint8 activations).
         calibration_size: images of the ``calib`` split (its first N) that
-            estimate activation ranges in ``"int8"`` mode; 1 to 5,000.
+            estimate activation ranges in ``"int8"`` mode (at most what the split holds).
     """
 
     stage = "export"
@@ -57,7 +57,7 @@ class OnnxConfig(TechniqueConfig):
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        check_range("calibration_size", self.calibration_size, 1, CALIB_SIZE, integer=True)
+        check_range("calibration_size", self.calibration_size, 1, MAX_CALIBRATION, integer=True)
 
     def is_fp32_reference(self) -> bool:
         return self.mode == "fp32"
@@ -137,10 +137,9 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None) -> by
 @register_handler(OnnxConfig, "torch", devices=("cpu", "cuda"))  # cuda: where onnxruntime has the provider
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """Export ``model.native`` to ONNX; quantize it as ``config.mode`` says."""
-    x = model.recipe.data("calib")[0]
-    data = export_onnx(model.native, x[:1])
+    data = export_onnx(model.native, model.recipe.data("calib")[0][:1])
     if config.mode != "fp32":
-        calib = x[: config.calibration_size] if config.mode == "int8" else None
+        calib = calibration_inputs(model.recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
         if calib is not None:
             log.info("onnx int8: calibrating %s on %d images of the calib split", model.name, len(calib))
         data = quantize_onnx(data, config.mode, calib)

@@ -6,8 +6,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compress.data.fashion_mnist import CALIB_SIZE
 from compress.registry import TechniqueConfig, check_range
+
+
+# Upper bound of a config's calibration_size. What a model can give is its own recipe's ``calib``
+# split (:func:`calibration_inputs` says when it has fewer): techniques know no dataset.
+MAX_CALIBRATION = 100_000
+
+
+def calibration_inputs(recipe, size: int, what: str = "") -> np.ndarray:
+    """The first ``size`` inputs of ``recipe``'s ``calib`` split (never test data).
+
+    Raises:
+        ValueError: the split holds fewer than ``size`` (the message names both counts).
+    """
+    x = recipe.data("calib")[0]
+    if len(x) < size:
+        raise ValueError(f"{what or 'calibration'}: calibration_size {size} is more than the "
+                         f"{len(x)} inputs of this model's calib split; lower calibration_size")  # fmt: skip
+    return x[:size]
 
 
 @dataclass(frozen=True)
@@ -46,24 +63,12 @@ class Int8Config(TechniqueConfig):
     """Full-integer quantization with int8 input and output.
 
     Attributes:
-        calibration_size: images of the ``calib`` split (its first N) used to
-            estimate activation ranges; 1 to 5,000.
+        calibration_size: inputs of the model's ``calib`` split (its first N) used to
+            estimate activation ranges (at most what the split holds).
     """
 
     stage = "export"
     calibration_size: int = 500
 
     def __post_init__(self) -> None:
-        check_range("calibration_size", self.calibration_size, 1, CALIB_SIZE, integer=True)
-
-
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
-    """Affine quantization ``q = clip(round(x / scale) + zero_point)``."""
-    info = np.iinfo(dtype)
-    q = np.round(np.asarray(x, dtype=np.float64) / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Inverse of :func:`quantize` (exact up to rounding): ``(q - zero_point) * scale``."""
-    return ((np.asarray(q, dtype=np.float64) - zero_point) * scale).astype(np.float32)
+        check_range("calibration_size", self.calibration_size, 1, MAX_CALIBRATION, integer=True)

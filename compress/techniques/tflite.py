@@ -12,6 +12,7 @@ from compress.techniques.quantization import (
     Float16Config,
     Float32Config,
     Int8Config,
+    calibration_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def float16(model, config: Float16Config, ctx) -> Artefact:
 def int8(model, config: Int8Config, ctx) -> Artefact:
     """Full-integer int8 with int8 input and output, calibrated on the ``calib`` split."""
     tf = tensorflow()
-    calib = model.recipe.data("calib")[0][: config.calibration_size]
+    calib = calibration_inputs(model.recipe, config.calibration_size, "int8")
     log.info("int8: calibrating %s on %d images of the calib split", model.name, len(calib))
 
     def representative():

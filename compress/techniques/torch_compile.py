@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compress.data.fashion_mnist import CALIB_SIZE
 from compress.registry import TechniqueConfig, check_range, register_handler
+from compress.techniques.quantization import MAX_CALIBRATION, calibration_inputs
 from compress.runtimes.base import Artefact
 from compress.techniques.torch_export import pt2e_int8_program, program_bytes
 
@@ -38,7 +38,7 @@ class InductorConfig(TechniqueConfig):
         mode: ``"fp32"`` (the compiled reference) or ``"int8"`` (PT2E static int8:
             per-channel int8 weights, uint8 activations).
         calibration_size: images of the ``calib`` split (its first N) observed
-            for activation ranges in ``"int8"`` mode; 1 to 5,000.
+            for activation ranges in ``"int8"`` mode (at most what the split holds).
     """
 
     stage = "export"
@@ -48,7 +48,7 @@ class InductorConfig(TechniqueConfig):
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        check_range("calibration_size", self.calibration_size, 1, CALIB_SIZE, integer=True)
+        check_range("calibration_size", self.calibration_size, 1, MAX_CALIBRATION, integer=True)
 
     def is_fp32_reference(self) -> bool:
         return self.mode == "fp32"
@@ -72,7 +72,7 @@ def inductor(model, config: InductorConfig, ctx) -> Artefact:
     """``.pt2`` of the fp32 network, or of its PT2E int8 program calibrated on ``calib``."""
     calib_x = model.recipe.data("calib")[0]
     if config.mode == "int8":
-        calib = calib_x[: config.calibration_size]
+        calib = calibration_inputs(model.recipe, config.calibration_size, "inductor_int8")
         log.info("inductor_int8 (PT2E): calibrating %s on %d images of the calib split", model.name, len(calib))
         program = pt2e_int8_program(model.native, calib_x[:2], calib)
     else:

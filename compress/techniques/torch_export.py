@@ -35,6 +35,7 @@ from compress.techniques.quantization import (
     Float16Config,
     Float32Config,
     Int8Config,
+    calibration_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def int8(model, config: Int8Config, ctx) -> Artefact:
     load); the eager runtime does not compile (compiled would be another runtime).
     """
     calib_x = model.recipe.data("calib")[0]
-    calib = calib_x[: config.calibration_size]
+    calib = calibration_inputs(model.recipe, config.calibration_size, "int8 (PT2E)")
     log.info("int8 (PT2E): calibrating %s on %d images of the calib split", model.name, len(calib))
     program = pt2e_int8_program(model.native, calib_x[:2], calib)
     return Artefact(program_bytes(program), format="pt2", runtime="torch-eager")
