@@ -5,7 +5,9 @@ depends on machine load; only latency does. They also leave cores idle: torch
 trains on a fixed single thread (:data:`compress.models.torch_common.TRAIN_THREADS`,
 for reproducibility) while TensorFlow trains on all cores. :func:`prepare` runs
 one worker process per model family (a model and its ports), ``jobs`` at a
-time, each training its models and fine-tuning their derived variants into the
+time, the longest first by what the families cost in this machine's saved runs
+(:func:`estimated_costs`; without any, TensorFlow and torch families alternate),
+each training its models and fine-tuning their derived variants into the
 shared cache (entries are locked: a model is built once), then building each
 pair's artefact and storing its evaluation in the result store
 (:mod:`compress.results`). Nothing is timed while this runs; the gate then
@@ -75,6 +77,49 @@ def groups(pairs: Iterable[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     return out
 
 
+def estimated_costs(fams: list[list[tuple[str, str]]], storage=None, last: int = 30) -> list[float] | None:
+    """Seconds each family cost in this machine's saved runs, or None when no run knows any of them.
+
+    A pair's cost is the largest ``total`` of its cost-profile row over the ``last`` saved runs
+    (the cold run that trained it, not a warm one that reused everything); a pair no run has
+    is charged the mean of the pairs that are known. Only an estimate for scheduling: a wrong
+    one costs wall time, never a result.
+    """
+    import json
+
+    from compress.runs import RunFileError, find_runs
+
+    try:
+        paths = find_runs(storage)[-last:]
+    except RunFileError:
+        return None
+    seen: dict[str, float] = {}
+    for path in paths:
+        try:
+            rows = json.loads(path.read_text()).get("cost_profile", {}).get("pairs", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        for pair, row in rows.items() if isinstance(rows, dict) else ():
+            total = row.get("total") if isinstance(row, dict) else None
+            if isinstance(total, (int, float)):
+                seen[pair] = max(seen.get(pair, 0.0), float(total))
+    wanted = [f"{m}.{t}" for fam in fams for m, t in fam]
+    known = [seen[p] for p in wanted if p in seen]
+    if not known:
+        return None
+    mean = sum(known) / len(known)
+    return [sum(seen.get(f"{m}.{t}", mean) for m, t in fam) for fam in fams]
+
+
+def schedule(fams: list[list[tuple[str, str]]], costs: list[float] | None) -> list[list[tuple[str, str]]]:
+    """Families longest first (by ``costs``), so that the longest never starts last beside an idle
+    worker; ``fams`` as given when nothing is known."""
+    if costs is None:
+        return fams
+    order = sorted(range(len(fams)), key=lambda i: (-costs[i], i))
+    return [fams[i] for i in order]
+
+
 def _sockets_blocked() -> bool:
     """True when this process runs under pytest-socket's ``--disable-socket`` (the gate)."""
     import socket
@@ -141,9 +186,15 @@ def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
         summary["skipped"] = "every model is already trained"
         log.info("prepare: every model of the %d pairs is already trained; building as the pairs run", len(pairs))
         return summary
+    costs = estimated_costs(fams)
+    fams = schedule(fams, costs)
+    order = sorted(costs, reverse=True) if costs else None
     t0 = time.perf_counter()
-    log.info("prepare: building the models of %d pairs, %d model families, %d at a time (%s)",
-             len(pairs), len(fams), jobs, ", ".join(f[0][0] for f in fams))  # fmt: skip
+    log.info("prepare: building the models of %d pairs, %d model families, %d at a time, %s (%s)",
+             len(pairs), len(fams), jobs,
+             "longest first by this machine's saved runs" if order else "no saved run to order them by",
+             ", ".join(f"{f[0][0]}" + (f" ~{c:.0f} s" if order else "") for f, c in
+                       zip(fams, order or [0] * len(fams), strict=True)))  # fmt: skip
     ctx = mp.get_context("spawn")  # no fork after torch/TF have started their thread pools
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Forward(), respect_handler_level=False)

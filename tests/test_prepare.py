@@ -65,3 +65,25 @@ def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkey
 
     again = prepare.prepare(PAIRS, jobs=2)  # warm: the workers would only repeat the serial path
     assert again["skipped"] == "every model is already trained" and again["wall_s"] == 0
+
+
+def _saved_run(folder, name, costs):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"datetime": f"2026-11-30T12:00:0{name}", "benchmarks": [],
+            "cost_profile": {"pairs": {p: {"total": c} for p, c in costs.items()}}}  # fmt: skip
+    (folder / f"000{name}_run.json").write_text(json.dumps(data))
+
+
+def test_families_are_scheduled_longest_first_by_the_saved_runs(tmp_path):
+    fams = [[("a", "fp32"), ("a", "int8")], [("b", "fp32")], [("c", "fp32")]]
+    assert prepare.estimated_costs(fams, storage=tmp_path / "none") is None
+    assert prepare.schedule(fams, None) == fams  # nothing known: the order given
+    machine = tmp_path / "machine"
+    _saved_run(machine, 1, {"a.fp32": 100.0, "a.int8": 10.0, "b.fp32": 900.0})  # cold
+    _saved_run(machine, 2, {"a.fp32": 1.0, "b.fp32": 2.0})  # warm: reused everything
+    costs = prepare.estimated_costs(fams, storage=tmp_path)
+    # each pair's largest total; c, which no run has, at the mean of the known pairs
+    assert costs == [110.0, 900.0, (100.0 + 10.0 + 900.0) / 3]
+    assert [f[0][0] for f in prepare.schedule(fams, costs)] == ["b", "c", "a"]
