@@ -55,7 +55,8 @@ def _cmd_list(args) -> int:
         for name in names:
             t = registry.get_technique(name)
             fws = ",".join(sorted(t.frameworks()))
-            print(f"  {name:<{w}}  {fws:<11} {t.description}")
+            tasks = f" [{', '.join(t.tasks)} only]" if t.tasks is not None else ""
+            print(f"  {name:<{w}}  {fws:<11} {t.description}{tasks}")
     return 0
 
 

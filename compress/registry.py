@@ -224,6 +224,12 @@ class TechniqueSpec:
     name: str
     config: TechniqueConfig
     description: str
+    # Model tasks it applies to (None: every task). Structure is task-specific: a CNN has channels,
+    # a transformer has attention heads; a pair of a technique and a model of another task does not exist.
+    tasks: tuple[str, ...] | None = None
+
+    def applies_to(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks
 
     def frameworks(self) -> frozenset[str]:
         """Frameworks with a handler for every step of this technique."""
@@ -235,10 +241,12 @@ _TECHNIQUES: dict[str, TechniqueSpec] = {}
 _HANDLERS: dict[tuple[type, str], Callable] = {}
 
 
-def register_technique(name: str, config: TechniqueConfig, description: str) -> TechniqueSpec:
+def register_technique(name: str, config: TechniqueConfig, description: str,
+                       tasks: tuple[str, ...] | None = None) -> TechniqueSpec:  # fmt: skip
+    """Register ``config`` as technique ``name``; ``tasks``: the model tasks it applies to (None: all)."""
     if name in _TECHNIQUES:
         raise ValueError(f"technique {name!r} is already registered")
-    spec = TechniqueSpec(name, config, description)
+    spec = TechniqueSpec(name, config, description, tuple(tasks) if tasks is not None else None)
     _TECHNIQUES[name] = spec
     return spec
 
@@ -294,12 +302,15 @@ def handler_for(config: TechniqueConfig, framework: str) -> Callable:
         ) from None
 
 
-def list_techniques(pattern: str = "*", *, framework: str | None = None) -> list[str]:
+def list_techniques(pattern: str = "*", *, framework: str | None = None, task: str | None = None) -> list[str]:
+    """Registered technique names matching ``pattern`` that apply to ``framework`` and ``task`` (if given)."""
     _ensure_loaded()
     return [
         n
         for n, s in _TECHNIQUES.items()
-        if fnmatch.fnmatchcase(n, pattern) and (framework is None or framework in s.frameworks())
+        if fnmatch.fnmatchcase(n, pattern)
+        and (framework is None or framework in s.frameworks())
+        and (task is None or s.applies_to(task))
     ]
 
 
@@ -344,14 +355,14 @@ def pairs(*, tier: str = "gate", model: str = "*", technique: str = "*") -> list
     out = []
     for m in list_models(model, tier=tier):
         spec = _MODELS[m]
-        applicable = list_techniques(technique, framework=spec.framework)
+        applicable = list_techniques(technique, framework=spec.framework, task=spec.task)
         if tier == "gate":
             if isinstance(spec.gate, tuple):
                 for t in spec.gate:
-                    if t not in list_techniques(framework=spec.framework):
+                    if t not in list_techniques(framework=spec.framework, task=spec.task):
                         get_technique(t)  # unknown: names the valid ones
                         raise ValueError(f"model {m!r} puts {t!r} in the gate, but it does not apply "
-                                         f"to {spec.framework} models")
+                                         f"to {spec.framework} {spec.task} models")
             applicable = [t for t in applicable if spec.in_gate(t)]
         out += [(m, t) for t in applicable]
     return out

@@ -221,7 +221,8 @@ class Runner:
             "model": name,
             "recipe": _describe_recipe(recipe),
             "recipe_version": RECIPE_VERSION,
-            "versions": self._versions_for(spec.framework),
+            # a recipe names the libraries beyond its framework's that shape its weights (a tokenizer)
+            "versions": self._versions_for(spec.framework, tuple(getattr(recipe, "libraries", ()))),
         }
         if hasattr(recipe, "source_digest"):  # weights read from a user's file
             basis["source"] = recipe.source_digest()

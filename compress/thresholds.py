@@ -261,12 +261,12 @@ def check_registered(table: dict[str, Bounds]) -> None:
         if technique not in techniques:
             bad.append(f"unknown technique {technique!r}.{_did_you_mean(technique, techniques)}")
         elif model in models:
-            framework = registry.get_model(model).framework
-            applicable = registry.list_techniques(framework=framework)
+            spec = registry.get_model(model)
+            applicable = registry.list_techniques(framework=spec.framework, task=spec.task)
             if technique not in applicable:
                 bad.append(
-                    f"technique {technique!r} does not apply to {framework} model {model!r}."
-                    f"{_did_you_mean(technique, applicable)} {framework} techniques: {', '.join(applicable)}"
+                    f"technique {technique!r} does not apply to {spec.framework} {spec.task} model {model!r}."
+                    f"{_did_you_mean(technique, applicable)} Its techniques: {', '.join(applicable)}"
                 )
         if bad:
             problems.append(f"{where}: {' '.join(bad)}")

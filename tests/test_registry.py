@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,7 +32,9 @@ def test_gate_is_a_subset_of_full_declared_per_model():
     gate, full = registry.pairs(tier="gate"), registry.pairs(tier="full")
     assert set(gate) < set(full)
     assert ("efficientnet_lite0", "onnx_int8") in gate and ("efficientnet_lite0", "int8") not in gate
-    assert {t for m, t in gate if m == "mobilenetv2"} == set(registry.list_techniques(framework="keras"))
+    assert {t for m, t in gate if m == "mobilenetv2"} == set(
+        registry.list_techniques(framework="keras", task="image-classification")
+    )
 
 
 def test_gate_covers_every_technique_handler_of_the_full_tier():
@@ -45,7 +48,29 @@ def test_gate_covers_every_technique_handler_of_the_full_tier():
     gate = registry.pairs(tier="gate")
     missing = handlers(registry.pairs(tier="full")) - handlers(gate)
     assert not missing, f"handlers no gate pair runs: {sorted((c.__name__, fw) for c, fw in missing)}"
-    assert {t for _, t in gate} == set(registry.list_techniques())
+    # every technique name is gated, or the same technique at another numeric setting is (heads25 by
+    # heads50, each of its own task): the gate runs the code of every technique once; settings are
+    # the full tier's to sweep
+    gated = {variant(t) for _, t in gate}
+    ungated = [t for t in registry.list_techniques() if variant(t) not in gated]
+    assert not ungated, f"techniques the gate runs in no variant: {ungated}"
+    assert {t for _, t in gate} >= set(registry.list_techniques(task="image-classification"))
+
+
+def variant(technique: str) -> tuple:
+    """What a technique runs, less its numeric settings: step types and their non-numeric fields."""
+
+    def fields(step):
+        return tuple((f.name, getattr(step, f.name)) for f in dataclasses.fields(step)
+                     if isinstance(getattr(step, f.name), (str, bool)))  # fmt: skip
+
+    return tuple((type(s).__name__, fields(s)) for s in registry.get_technique(technique).config.steps())
+
+
+def test_technique_variants_differ_only_in_numeric_settings():
+    assert variant("heads25") == variant("heads50") != variant("ffn50")
+    assert variant("prune50") == variant("prune80") != variant("prune50_int8")
+    assert variant("onnx_int8") != variant("onnx_dynamic")
 
 
 def test_gate_declarations_are_validated():
@@ -63,7 +88,7 @@ def test_gate_declarations_are_validated():
 def test_gate_naming_an_inapplicable_technique_is_an_error(monkeypatch):
     spec = registry.get_model("mobilenetv2")
     monkeypatch.setitem(registry._MODELS, "mobilenetv2", dataclasses.replace(spec, gate=("onnx_int8",)))
-    with pytest.raises(ValueError, match="'onnx_int8' in the gate, but it does not apply to keras"):
+    with pytest.raises(ValueError, match="'onnx_int8' in the gate, but it does not apply to keras image-classification"):
         registry.pairs(tier="gate")
     monkeypatch.setitem(registry._MODELS, "mobilenetv2", dataclasses.replace(spec, gate=("int4",)))
     with pytest.raises(UnknownNameError, match="unknown technique 'int4'"):
@@ -104,8 +129,17 @@ def test_pairs_cover_every_applicable_combination():
         for m in registry.list_models(tier="full")
         for t in registry.list_techniques()
         if registry.get_model(m).framework in registry.get_technique(t).frameworks()
+        and registry.get_technique(t).applies_to(registry.get_model(m).task)
     ]
     assert pairs == expected and len(pairs) >= 7
+
+
+def test_task_specific_techniques_pair_only_with_their_task():
+    full = registry.pairs(tier="full")
+    assert ("minilm", "heads25") in full and ("resnet18", "heads25") not in full
+    assert registry.get_technique("heads50").tasks == ("text-classification",)
+    assert "heads25" in registry.list_techniques(framework="torch")
+    assert "heads25" not in registry.list_techniques(framework="torch", task="image-classification")
 
 
 def test_describe_traces_type_version_and_fields():
@@ -115,14 +149,14 @@ def test_describe_traces_type_version_and_fields():
     assert d["fields"]["chain"][1]["fields"] == {"calibration_size": 500}
 
 
-@given(st.integers(1, 5000))
+@given(st.integers(1, 100_000))
 def test_int8_accepts_calibration_sizes_in_range(n):
     assert Int8Config(calibration_size=n).calibration_size == n
 
 
-@given(st.one_of(st.integers(max_value=0), st.integers(min_value=5001), st.floats(), st.booleans(), st.text()))
+@given(st.one_of(st.integers(max_value=0), st.integers(min_value=100_001), st.floats(), st.booleans(), st.text()))
 def test_int8_rejects_invalid_calibration_sizes_naming_the_field(n):
-    with pytest.raises(ValueError, match=r"calibration_size must be an integer in \[1, 5000\]"):
+    with pytest.raises(ValueError, match=r"calibration_size must be an integer in \[1, 100000\]"):
         Int8Config(calibration_size=n)
 
 
@@ -190,3 +224,16 @@ def test_every_model_setting_names_a_config_type_its_pairs_use():
                 for s in registry.get_technique(t).config.steps()}  # fmt: skip
         for type_name, _ in spec.settings:
             assert type_name in used, f"{m}: setting for {type_name}, which none of its techniques uses"
+
+
+def test_calibration_beyond_the_models_calib_split_is_an_error_naming_both_counts():
+    from compress.techniques.quantization import calibration_inputs
+
+    class Recipe:
+        def data(self, split):
+            assert split == "calib"  # never another split
+            return np.zeros((30, 2), np.float32), np.zeros(30, np.int64)
+
+    assert len(calibration_inputs(Recipe(), 30)) == 30
+    with pytest.raises(ValueError, match="calibration_size 31 is more than the 30 inputs of this model's calib split"):
+        calibration_inputs(Recipe(), 31, "int8")

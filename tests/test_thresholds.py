@@ -181,7 +181,7 @@ def test_repository_file_covers_exactly_the_registered_full_tier_pairs():
             assert "accuracy" in metrics, key
         else:
             assert "retention" in metrics and metrics & {"size_ratio", "gzip_ratio"}, key
-        if key.endswith(".channels50"):  # structured pruning exists to be faster: say by how much
+        if key.endswith((".channels50", ".heads50", ".ffn50")):  # structured pruning exists to be faster: say by how much
             assert "latency_ratio" in metrics, key
         for b in entry.bounds:
             assert b.last is not None, f"{key}.{b.metric}: no last measured value beside the bound"
@@ -206,14 +206,14 @@ def test_check_registered_names_every_bad_entry_at_once():
     assert msg.startswith("5 thresholds entries name no registered, applicable pair:")
     assert "t.toml: [mobilenet_v2.int8]: unknown model 'mobilenet_v2'. Did you mean 'mobilenetv2'?" in msg
     assert "t.toml: [resnet18.int9]: unknown technique 'int9'. Did you mean 'int8'?" in msg
-    assert ("t.toml: [mobilenetv2.onnx_int8]: technique 'onnx_int8' does not apply to keras model "
-            "'mobilenetv2'.") in msg  # fmt: skip
+    assert ("t.toml: [mobilenetv2.onnx_int8]: technique 'onnx_int8' does not apply to keras "
+            "image-classification model 'mobilenetv2'.") in msg  # fmt: skip
     assert "t.toml: [resnet18.channels2]: unknown technique 'channels2'. Did you mean 'channels25'?" in msg
     assert ("t.toml: [nosuchmodel.nosuchtechnique]: unknown model 'nosuchmodel'. "
             "unknown technique 'nosuchtechnique'.") in msg  # fmt: skip
     assert "[mobilenetv2.int8]" not in msg
-    keras = registry.list_techniques(framework="keras")
-    assert "onnx_int8" not in keras and f"keras techniques: {', '.join(keras)}" in msg
+    keras = registry.list_techniques(framework="keras", task="image-classification")
+    assert "onnx_int8" not in keras and f"Its techniques: {', '.join(keras)}" in msg
 
 
 def test_check_registered_accepts_every_tier():

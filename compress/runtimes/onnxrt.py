@@ -68,18 +68,20 @@ class LoadedOnnx(LoadedArtefact):
         self._data = data
         self.session = session(data, num_threads, device)
         self._input = self.session.get_inputs()[0].name
+        # what the graph takes: float32 images, int64 token ids
+        self._dtype = np.int64 if self.session.get_inputs()[0].type == "tensor(int64)" else np.float32
         self._output = self.session.get_outputs()[0].name
 
     def predict(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
         run, names = self.session.run, [self._output]
         outs = [
-            run(names, {self._input: np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32)})[0]
+            run(names, {self._input: np.ascontiguousarray(x[i : i + batch_size], dtype=self._dtype)})[0]
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(outs).astype(np.float32, copy=False)
 
     def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
-        feed = {self._input: np.ascontiguousarray(x[None], dtype=np.float32)}
+        feed = {self._input: np.ascontiguousarray(x[None], dtype=self._dtype)}
         run, names = self.session.run, [self._output]
 
         def run_one() -> np.ndarray:

@@ -120,6 +120,16 @@ def _load_state(data: bytes) -> dict:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
+def as_input(x: np.ndarray, device: str, dtype):
+    """``x`` as a tensor on ``device``: floating inputs in the compute ``dtype``; integer inputs (token
+    ids) keep their type. A new contiguous array: numpy gives an added axis stride 0, and compiled
+    code guards on strides."""
+    import torch
+
+    t = torch.from_numpy(np.array(x, order="C", copy=True))
+    return t.to(device, dtype) if t.is_floating_point() else t.to(device)
+
+
 def _compute_dtype(module):
     """The dtype of the module's first floating tensor: what inputs are cast to."""
     import torch
@@ -151,14 +161,14 @@ class LoadedTorch(LoadedArtefact):
         out = []
         with torch.inference_mode():
             for i in range(0, len(x), batch_size):
-                chunk = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(self.device, self.dtype)
+                chunk = as_input(x[i : i + batch_size], self.device, self.dtype)
                 out.append(self.module(chunk).float().cpu().numpy())
         return np.concatenate(out)
 
     def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
         import torch
 
-        sample = torch.from_numpy(np.ascontiguousarray(x[None])).to(self.device, self.dtype)
+        sample = as_input(x[None], self.device, self.dtype)
         return batch1_fn(self.module, sample, self._set_threads, torch.inference_mode, self.device)
 
     def weight_arrays(self) -> list[np.ndarray]:

@@ -34,12 +34,12 @@ import logging
 import os
 import shutil
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from compress.runtimes.base import Artefact, LoadedArtefact, Runtime
-from compress.runtimes.torch_eager import batch1_fn
+from compress.runtimes.torch_eager import as_input, batch1_fn
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class TorchInductor(Runtime):
         if device == "cpu":
             _register_int8_lowering()
         program = torch.export.load(io.BytesIO(artefact.data))
-        shape = _input_shape(program)
+        shape, dtype = _input_spec(program)
         if device != "cpu":
             from torch.export.passes import move_to_device_pass
 
@@ -144,7 +144,7 @@ class TorchInductor(Runtime):
             setattr(torch._inductor.config, key, value)
         with torch.no_grad():
             compiled = torch.compile(module, dynamic=False, fullgraph=True)
-            compiled(torch.zeros((1, *shape), device=device))  # compiles here, not in the first timed call
+            compiled(torch.zeros((1, *shape), dtype=dtype, device=device))  # compiles here, not in the first timed call
         seconds = time.perf_counter() - t0
         log.info("torch-inductor: compiled a %d-byte program for batch 1 on %d thread(s) (%s) in %.1f s",
                  artefact.nbytes, num_threads, device, seconds)  # fmt: skip
@@ -167,13 +167,15 @@ def _register_int8_lowering() -> None:
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
 
-def _input_shape(program) -> tuple[int, ...]:
-    """The shape of one input example (without the batch axis) from the program's first user input."""
+def _input_spec(program) -> tuple[tuple[int, ...], Any]:
+    """``(shape of one example without the batch axis, dtype)`` of the program's first user input
+    (float32 images, int64 token ids)."""
     spec = program.graph_signature
     names = set(spec.user_inputs)
     for node in program.graph.nodes:
         if node.op == "placeholder" and node.name in names:
-            return tuple(int(d) for d in node.meta["val"].shape[1:])
+            val = node.meta["val"]
+            return tuple(int(d) for d in val.shape[1:]), val.dtype
     raise ValueError("the exported program has no user input")
 
 
@@ -206,9 +208,7 @@ class LoadedInductor(LoadedArtefact):
     def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
         import torch
 
-        # a new array, not x[None]: numpy gives the added axis stride 0, and compiled code guards on
-        # strides (it would recompile for it)
-        sample = torch.from_numpy(np.array(x[None], dtype=np.float32, order="C", copy=True)).to(self.device)
+        sample = as_input(x[None], self.device, torch.float32)  # a fresh array: see as_input
         return batch1_fn(self.compiled, sample, self._set_threads, torch.no_grad, self.device)
 
     def weight_arrays(self) -> list[np.ndarray]:

