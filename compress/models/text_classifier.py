@@ -77,7 +77,7 @@ def _tokenizer(base: str):
 
 
 @dataclass(frozen=True)
-class TextClassifier(FirstImagesSplits, torch_common.TorchArrays):
+class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFit):
     """Recipe of a pretrained BERT-family encoder fine-tuned as a binary sentiment classifier.
 
     Every field is part of the cache key: change one and the model is fine-tuned again.
@@ -147,16 +147,6 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays):
 
         torch.manual_seed(self.seed)
         return packed_module()(transformers.BertForSequenceClassification(self._config())).eval()
-
-    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
-        """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
-        self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
-                  label=label, callbacks=callbacks)  # fmt: skip
-
-    def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
-        torch_common.fit(model, x, y, epochs=epochs, learning_rate=learning_rate,
-                         batch_size=self.batch_size, seed=self.seed, label=label,
-                         callbacks=callbacks, weight_decay=self.weight_decay)  # fmt: skip
 
     def train(self, label: str):
         """The pretrained encoder with a new head, fine-tuned on ``train``; in eval mode."""

@@ -76,7 +76,7 @@ def register_architecture(name: str, builder: Callable[[int], Any]) -> None:
 
 
 @dataclass(frozen=True)
-class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
+class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFit):
     """Recipe of a ``torchvision.models`` classifier trained from scratch.
 
     Every field is part of the cache key: change one and the model is retrained.
@@ -124,16 +124,6 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays):
         import torchvision
 
         return getattr(torchvision.models, self.arch)(weights=None, num_classes=10).eval()
-
-    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
-        """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
-        self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
-                  label=label, callbacks=callbacks)  # fmt: skip
-
-    def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
-        torch_common.fit(model, x, y, epochs=epochs, learning_rate=learning_rate,
-                         batch_size=self.batch_size, seed=self.seed, label=label,
-                         callbacks=callbacks, weight_decay=self.weight_decay)  # fmt: skip
 
     def train(self, label: str):
         """Build and train from scratch; returns the trained module in eval mode."""

@@ -88,6 +88,20 @@ class TorchArrays:
         return count_params(model)
 
 
+class TorchFit:
+    """``fit`` of a torch recipe with ``fine_tune_data()``, ``batch_size``, ``seed`` and ``weight_decay``:
+    :func:`fit` on the fine-tune data (``_fit`` on any arrays, for training)."""
+
+    def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
+        self._fit(model, *self.fine_tune_data(), epochs=epochs, learning_rate=learning_rate,
+                  label=label, callbacks=callbacks)  # fmt: skip
+
+    def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
+        fit(model, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=self.batch_size,
+            seed=self.seed, label=label, callbacks=callbacks, weight_decay=self.weight_decay)  # fmt: skip
+
+
 # Intra-op threads of every torch fit. Float reductions split over another number
 # of threads add up in another order, and over thousands of steps that is another
 # model. The runtimes set their own thread counts for inference and do not restore
