@@ -72,7 +72,7 @@ def pytest_addoption(parser):
         "--prepare-jobs",
         type=int,
         default=None,
-        help="model families trained and fine-tuned at once before timing starts "
+        help="worker processes training and fine-tuning at once before timing starts "
         f"(default: ${prepare.ENV_JOBS} or 2 on 2+ cores; 1: build as the pairs run)",
     )
     parser.addoption(
@@ -130,7 +130,7 @@ def pytest_collection_finish(session):
     items = [item for item in session.items if "test_pair[" in item.nodeid]
     _progress["total"] = len(items)
     if items and not session.config.option.collectonly:
-        # Train and fine-tune what the selected pairs need, model families side by side,
+        # Train and fine-tune what the selected pairs need, in worker processes side by side,
         # before anything is timed (compress/prepare.py); the pairs then run serially.
         pairs = [(i.callspec.params["model"], i.callspec.params["technique"]) for i in items]
         _prepare_summary.update(prepare.prepare(pairs, session.config.getoption("prepare_jobs"), _prepared))
@@ -223,7 +223,8 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"prepare: not started ({_prepare_summary['skipped']})")
         elif _prepare_summary.get("wall_s"):
             terminalreporter.write_line(
-                f"prepare: {_prepare_summary['families']} model families built {_prepare_summary['jobs']} at a time "
+                f"prepare: {_prepare_summary['families']} model families ({_prepare_summary['tasks']} jobs) built "
+                f"{_prepare_summary['jobs']} at a time "
                 f"in {_prepare_summary['wall_s']:.0f} s wall before timing started"
                 + (f"; failed there, rebuilt serially: {', '.join(_prepare_summary['failures'])}"
                    if _prepare_summary["failures"] else ""))  # fmt: skip

@@ -4,13 +4,17 @@ Training, fine-tuning and evaluation dominate a cold run, and none of them
 depends on machine load; only latency does. They also leave cores idle: torch
 trains on a fixed single thread (:data:`compress.models.torch_common.TRAIN_THREADS`,
 for reproducibility) while TensorFlow trains on all cores. :func:`prepare` runs
-one worker process per model family (a model and its ports), ``jobs`` at a
-time, the longest first by what the families cost in this machine's saved runs
-(:func:`estimated_costs`; without any, TensorFlow and torch families alternate),
-each training its models and fine-tuning their derived variants into the
-shared cache (entries are locked: a model is built once), then building each
-pair's artefact and storing its evaluation in the result store
-(:mod:`compress.results`). Nothing is timed while this runs; the gate then
+``jobs`` worker processes over a queue of jobs (:class:`JobQueue`): a model
+family's (a model and its ports) first job trains its model (its ``fp32``
+pairs); once that is in the shared cache, each of its other pairs is a job of
+its own (a fine-tune, an artefact and its evaluation), so one family's
+fine-tunes spread over every worker instead of queueing behind each other.
+The next job is always the longest ready one by what it cost in this machine's
+saved runs (:func:`pair_costs`; a family's first job counts its whole family,
+which waits on it); without saved runs, TensorFlow and torch families
+alternate. Every job trains or fine-tunes into the shared cache (entries are
+locked: a model is built once), then builds its pair's artefact and stores its
+evaluation in the result store (:mod:`compress.results`). Nothing is timed while this runs; the gate then
 rebuilds every artefact with the code under test, reuses a stored evaluation
 only where the rebuilt bytes match, and times every pair serially, on a quiet
 machine.
@@ -33,7 +37,8 @@ import logging.handlers
 import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable
 
 from compress.profile import CostProfile
@@ -77,8 +82,8 @@ def groups(pairs: Iterable[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     return out
 
 
-def estimated_costs(fams: list[list[tuple[str, str]]], storage=None, last: int = 30) -> list[float] | None:
-    """Seconds each family cost in this machine's saved runs, or None when no run knows any of them.
+def pair_costs(pairs: Iterable[tuple[str, str]], storage=None, last: int = 30) -> dict[tuple[str, str], float] | None:
+    """Seconds each pair cost in this machine's saved runs, or None when no run knows any of them.
 
     A pair's cost is the largest ``total`` of its cost-profile row over the ``last`` saved runs
     (the cold run that trained it, not a warm one that reused everything); a pair no run has
@@ -103,12 +108,20 @@ def estimated_costs(fams: list[list[tuple[str, str]]], storage=None, last: int =
             total = row.get("total") if isinstance(row, dict) else None
             if isinstance(total, (int, float)):
                 seen[pair] = max(seen.get(pair, 0.0), float(total))
-    wanted = [f"{m}.{t}" for fam in fams for m, t in fam]
-    known = [seen[p] for p in wanted if p in seen]
+    wanted = list(pairs)
+    known = [seen[f"{m}.{t}"] for m, t in wanted if f"{m}.{t}" in seen]
     if not known:
         return None
     mean = sum(known) / len(known)
-    return [sum(seen.get(f"{m}.{t}", mean) for m, t in fam) for fam in fams]
+    return {(m, t): seen.get(f"{m}.{t}", mean) for m, t in wanted}
+
+
+def estimated_costs(fams: list[list[tuple[str, str]]], storage=None, last: int = 30) -> list[float] | None:
+    """Seconds each family cost in this machine's saved runs (:func:`pair_costs` summed), or None."""
+    costs = pair_costs([p for fam in fams for p in fam], storage, last)
+    if costs is None:
+        return None
+    return [sum(costs[p] for p in fam) for fam in fams]
 
 
 def schedule(fams: list[list[tuple[str, str]]], costs: list[float] | None) -> list[list[tuple[str, str]]]:
@@ -118,6 +131,72 @@ def schedule(fams: list[list[tuple[str, str]]], costs: list[float] | None) -> li
         return fams
     order = sorted(range(len(fams)), key=lambda i: (-costs[i], i))
     return [fams[i] for i in order]
+
+
+class JobQueue:
+    """The prepare phase's jobs, and which may start next.
+
+    A family's first job is its ``fp32`` pairs (its first pair when it has none): the one
+    that trains the family's model. Each other pair is a job of its own, ready once its
+    family's first job has finished (it reuses the trained model from the cache instead of
+    waiting on the cache lock while another worker trains it), except that a pair whose
+    technique extends another pair's (``prune50_int8``: ``prune50``, then int8) joins that
+    pair's job, which fine-tunes the model they share. :meth:`pop` gives the ready job with
+    the largest cost: a first job counts its whole family (everything waits on it), any
+    other job its own pairs. With ``costs`` None, first jobs come first, in ``fams`` order.
+    """
+
+    def __init__(self, fams: list[list[tuple[str, str]]], costs: dict[tuple[str, str], float] | None):
+        self._rank: dict[tuple[tuple[str, str], ...], tuple] = {}
+        self._waiting: dict[tuple[tuple[str, str], ...], list[tuple[tuple[str, str], ...]]] = {}
+        self._ready: list[tuple[tuple[str, str], ...]] = []
+        n = 0
+        for fam in fams:
+            first = tuple(p for p in fam if p[1] == "fp32") or tuple(fam[:1])
+            rest = _chains([p for p in fam if p not in first])
+            cost = (lambda job: sum(costs[p] for p in job)) if costs else (lambda job: 0.0)  # noqa: E731
+            self._rank[first] = (-(cost(first) + sum(cost(j) for j in rest)), 0, n)
+            n += 1
+            for job in rest:
+                self._rank[job] = (-cost(job), 1, n)
+                n += 1
+            self._ready.append(first)
+            self._waiting[first] = rest
+        self.total = n
+
+    def __bool__(self) -> bool:
+        """Jobs left to start, now or once a running one finishes."""
+        return bool(self._ready) or any(self._waiting.values())
+
+    def pop(self) -> tuple[tuple[str, str], ...] | None:
+        """The ready job to start next, or None when every ready job has started."""
+        if not self._ready:
+            return None
+        self._ready.sort(key=self._rank.__getitem__)
+        return self._ready.pop(0)
+
+    def finished(self, job: tuple[tuple[str, str], ...]) -> None:
+        """``job`` ended (well or not): the jobs that waited on it become ready."""
+        self._ready += self._waiting.pop(job, [])
+
+    def drain(self) -> list[tuple[str, str]]:
+        """Every pair not started yet (the queue is then empty)."""
+        left = [p for job in self._ready for p in job] + [p for jobs in self._waiting.values() for j in jobs for p in j]
+        self._ready, self._waiting = [], {}
+        return left
+
+
+def _chains(pairs: list[tuple[str, str]]) -> list[tuple[tuple[str, str], ...]]:
+    """``pairs`` as jobs: one per pair, a pair whose technique's steps extend another's in its job."""
+    from compress.registry import get_technique
+
+    steps = {p: tuple(get_technique(p[1]).config.steps()) for p in pairs}
+    jobs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for p in pairs:
+        root = next((q for q in pairs if q != p and q[0] == p[0] and len(steps[q]) < len(steps[p])
+                     and steps[p][: len(steps[q])] == steps[q]), None)  # fmt: skip
+        jobs.setdefault(root or p, []).append(p)
+    return [tuple(sorted(members, key=lambda q: len(steps[q]))) for members in jobs.values()]
 
 
 def _sockets_blocked() -> bool:
@@ -165,19 +244,20 @@ def _build_family(pairs: list[tuple[str, str]]) -> tuple[dict, list[str]]:
 
 def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
             profile: CostProfile | None = None) -> dict:  # fmt: skip
-    """Train and fine-tune, into the cache, every model ``pairs`` need; ``jobs`` families at once.
+    """Train and fine-tune, into the cache, every model ``pairs`` need; ``jobs`` workers at once.
 
-    Returns a summary: ``{"jobs", "families", "wall_s", "failures", "skipped"}``.
-    With one job or one family, or when every model is already trained (a warm
+    Returns a summary: ``{"jobs", "families", "tasks", "wall_s", "failures", "skipped"}``
+    (``jobs``: workers at once; ``tasks``: the :class:`JobQueue`'s jobs).
+    With one job or one pair, or when every model is already trained (a warm
     cache: the workers would only repeat what the serial path does), nothing is
     started: the serial path builds as it goes.
     """
     pairs = list(pairs)
     jobs = default_jobs() if jobs is None else jobs
     fams = groups(pairs)
-    summary = {"jobs": jobs, "families": len(fams), "wall_s": 0.0, "failures": [], "skipped": ""}
-    if jobs < 2 or len(fams) < 2:
-        summary["skipped"] = "one job" if jobs < 2 else "one model family"
+    summary = {"jobs": jobs, "families": len(fams), "tasks": 0, "wall_s": 0.0, "failures": [], "skipped": ""}
+    if jobs < 2 or len(pairs) < 2:
+        summary["skipped"] = "one job" if jobs < 2 else "one pair"
         return summary
     from compress.runner import Runner
 
@@ -186,34 +266,51 @@ def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
         summary["skipped"] = "every model is already trained"
         log.info("prepare: every model of the %d pairs is already trained; building as the pairs run", len(pairs))
         return summary
-    costs = estimated_costs(fams)
-    fams = schedule(fams, costs)
-    order = sorted(costs, reverse=True) if costs else None
+    costs = pair_costs(pairs)
+    if costs is not None:
+        fams = schedule(fams, [sum(costs[p] for p in fam) for fam in fams])
+    queue_ = JobQueue(fams, costs)
+    summary["tasks"] = queue_.total
     t0 = time.perf_counter()
-    log.info("prepare: building the models of %d pairs, %d model families, %d at a time, %s (%s)",
-             len(pairs), len(fams), jobs,
-             "longest first by this machine's saved runs" if order else "no saved run to order them by",
-             ", ".join(f"{f[0][0]}" + (f" ~{c:.0f} s" if order else "") for f, c in
-                       zip(fams, order or [0] * len(fams), strict=True)))  # fmt: skip
+    log.info("prepare: building the models of %d pairs, %d model families as %d jobs, %d at a time, %s (%s)",
+             len(pairs), len(fams), queue_.total, jobs,
+             "the longest ready job first by this machine's saved runs" if costs
+             else "no saved run to order them by: families in turn, frameworks alternating",
+             ", ".join(f"{f[0][0]}" + (f" ~{sum(costs[p] for p in f):.0f} s" if costs else "")
+                       for f in fams))  # fmt: skip
     ctx = mp.get_context("spawn")  # no fork after torch/TF have started their thread pools
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Forward(), respect_handler_level=False)
     listener.start()
     try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(fams)), mp_context=ctx,
+        with ProcessPoolExecutor(max_workers=min(jobs, queue_.total), mp_context=ctx,
                                  initializer=_init_worker, initargs=(queue, logging.INFO, _sockets_blocked())) as pool:  # fmt: skip
-            futures = [pool.submit(_build_family, f) for f in fams]
-            for fam, fut in zip(fams, futures, strict=True):
-                try:
-                    rows, failures = fut.result()
-                except Exception as exc:  # a worker died (killed, out of memory): serial path takes over
-                    log.warning("prepare: the worker building %s died (%s); the gate builds it itself",
-                                fam[0][0], exc)  # fmt: skip
-                    summary["failures"] += [f"{m}.{t}" for m, t in fam]
-                    continue
-                summary["failures"] += failures
-                if profile is not None:
-                    profile.merge(rows, prefix="prepare ")
+            running: dict = {}
+            while queue_ or running:
+                while len(running) < jobs and (job := queue_.pop()) is not None:
+                    try:
+                        running[pool.submit(_build_family, list(job))] = job
+                    except BrokenProcessPool:  # a worker died: the serial path builds what is left
+                        left = list(job) + queue_.drain()
+                        log.warning("prepare: a worker died; the gate builds the %d pairs not started itself", len(left))
+                        summary["failures"] += [f"{m}.{t}" for m, t in left]
+                        break
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = running.pop(fut)
+                    queue_.finished(job)
+                    try:
+                        rows, failures = fut.result()
+                    except Exception as exc:  # a worker died (killed, out of memory): serial path takes over
+                        log.warning("prepare: the worker building %s died (%s); the gate builds it itself",
+                                    ", ".join(f"{m}.{t}" for m, t in job), exc)  # fmt: skip
+                        summary["failures"] += [f"{m}.{t}" for m, t in job]
+                        continue
+                    summary["failures"] += failures
+                    if profile is not None:
+                        profile.merge(rows, prefix="prepare ")
     finally:
         listener.stop()
     summary["wall_s"] = time.perf_counter() - t0

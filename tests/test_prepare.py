@@ -87,3 +87,43 @@ def test_families_are_scheduled_longest_first_by_the_saved_runs(tmp_path):
     # each pair's largest total; c, which no run has, at the mean of the known pairs
     assert costs == [110.0, 900.0, (100.0 + 10.0 + 900.0) / 3]
     assert [f[0][0] for f in prepare.schedule(fams, costs)] == ["b", "c", "a"]
+
+
+def test_a_familys_other_pairs_wait_for_its_model_then_run_as_jobs_of_their_own():
+    fams = [[("resnet18", "int8"), ("resnet18", "fp32"), ("resnet18", "prune50_int8"), ("resnet18", "prune50")],
+            [("mobilenetv2", "fp32"), ("mobilenetv2", "int8")]]  # fmt: skip
+    q = prepare.JobQueue(fams, None)
+    assert q.total == 5  # prune50_int8 runs in prune50's job: they share its fine-tuned model
+    # nothing known: the first jobs (each family's fp32, which trains its model) in the order given
+    first, second = q.pop(), q.pop()
+    assert first == (("resnet18", "fp32"),) and second == (("mobilenetv2", "fp32"),)
+    assert q.pop() is None and q, "the other pairs wait for their family's model"
+    q.finished(second)
+    assert q.pop() == (("mobilenetv2", "int8"),) and q.pop() is None
+    q.finished(first)
+    rest = {q.pop(), q.pop()}
+    assert rest == {(("resnet18", "int8"),), (("resnet18", "prune50"), ("resnet18", "prune50_int8"))}
+    assert q.pop() is None and not q
+
+
+def test_the_longest_ready_job_starts_first_and_a_model_counts_its_whole_family():
+    fams = [[("a", "fp32"), ("a", "int8"), ("a", "prune50")], [("b", "fp32")], [("c", "fp32"), ("c", "int8")]]
+    costs = {("a", "fp32"): 100.0, ("a", "int8"): 10.0, ("a", "prune50"): 500.0, ("b", "fp32"): 400.0,
+             ("c", "fp32"): 300.0, ("c", "int8"): 20.0}  # fmt: skip
+    q = prepare.JobQueue(fams, costs)
+    # a's model takes 100 s but 510 s of work wait on it: it goes first
+    assert [q.pop(), q.pop()] == [(("a", "fp32"),), (("b", "fp32"),)]
+    q.finished((("a", "fp32"),))
+    assert q.pop() == (("a", "prune50"),)  # 500 s, before c's model (320 s of its family)
+    assert q.pop() == (("c", "fp32"),)
+    q.finished((("c", "fp32"),))
+    assert sorted(q.drain()) == [("a", "int8"), ("c", "int8")] and not q
+
+
+def test_pair_costs_are_each_pairs_largest_total(tmp_path):
+    machine = tmp_path / "machine"
+    _saved_run(machine, 1, {"a.fp32": 100.0, "b.fp32": 7.0})
+    _saved_run(machine, 2, {"a.fp32": 3.0})
+    costs = prepare.pair_costs([("a", "fp32"), ("b", "fp32"), ("c", "int8")], storage=tmp_path)
+    assert costs == {("a", "fp32"): 100.0, ("b", "fp32"): 7.0, ("c", "int8"): 53.5}
+    assert prepare.pair_costs([("a", "fp32")], storage=tmp_path / "none") is None
