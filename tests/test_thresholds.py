@@ -181,7 +181,9 @@ def test_repository_file_covers_exactly_the_registered_full_tier_pairs():
             assert "accuracy" in metrics, key
         else:
             assert "retention" in metrics and metrics & {"size_ratio", "gzip_ratio"}, key
-        if key.endswith((".channels50", ".heads50", ".ffn50")):  # structured pruning exists to be faster: say by how much
+        # structured pruning exists to be faster: say by how much (heads50 at 64 tokens saves less than a
+        # shared machine's noise moves: thresholds.toml says what was measured)
+        if key.endswith((".channels50", ".ffn50")):
             assert "latency_ratio" in metrics, key
         for b in entry.bounds:
             assert b.last is not None, f"{key}.{b.metric}: no last measured value beside the bound"
