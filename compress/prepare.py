@@ -3,7 +3,8 @@
 Training, fine-tuning and evaluation dominate a cold run, and none of them
 depends on machine load; only latency does. They also leave cores idle: torch
 trains on a fixed single thread (:data:`compress.models.torch_common.TRAIN_THREADS`,
-for reproducibility) while TensorFlow trains on all cores. :func:`prepare` runs
+for reproducibility) while TensorFlow trains on all cores; every worker evaluates
+on its share of the cores (:func:`compress.runner.default_eval_threads`). :func:`prepare` runs
 ``jobs`` worker processes over a queue of jobs (:class:`JobQueue`): a model
 family's (a model and its ports) first job trains its model (its ``fp32``
 pairs); once that is in the shared cache, each of its other pairs is a job of

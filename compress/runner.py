@@ -52,6 +52,21 @@ ENV_DEVICE = "COMPRESS_BENCH_DEVICE"
 _FRAMEWORK_LIBS = {"keras": ("numpy", "tensorflow", "tf-keras"), "torch": ("numpy", "torch", "torchvision")}
 
 
+def default_eval_threads() -> int:
+    """Threads for accuracy evaluation: the cores shared evenly by the prepare workers (one each on 2 cores).
+
+    A worker evaluates beside another that trains; more threads than its share of
+    the cores made torch and ONNX Runtime evaluation 2-10x slower there (spinning
+    thread pools: ResNet18 float16 on 10,000 images took 59.5 s on two threads in
+    a worker, 6.4 s on one beside a training process). The serial path uses the same count, since the
+    count is part of a stored result's key (:mod:`compress.results`): a result a
+    worker stored is the one a later run reuses.
+    """
+    from compress.prepare import default_jobs
+
+    return max(1, (os.cpu_count() or 1) // default_jobs())
+
+
 @dataclass
 class LoadedModel:
     """A model in memory: its recipe, native object and the cache key of its weights."""
@@ -163,7 +178,7 @@ class Runner:
 
     Args:
         cache: where trained weights live (default: :func:`compress.cache.cache_root`).
-        eval_threads: interpreter threads for accuracy evaluation (default: all cores).
+        eval_threads: interpreter threads for accuracy evaluation (default: :func:`default_eval_threads`).
         bench_threads: threads for latency measurement (default ``$COMPRESS_BENCH_THREADS``
             or 1: single-threaded batch-1 latency is the most repeatable on shared machines).
         device: where artefacts run: ``cpu`` or ``cuda`` (default ``$COMPRESS_BENCH_DEVICE`` or
@@ -178,7 +193,7 @@ class Runner:
         self.weights = cache or WeightsCache()
         self.store = store or ResultStore(self.weights.root.parent)
         self.profile = CostProfile()
-        self.eval_threads = eval_threads or os.cpu_count() or 1
+        self.eval_threads = eval_threads or default_eval_threads()
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
         self.device = device or os.environ.get(ENV_DEVICE, "") or "cpu"
         if self.device not in DEVICES:

@@ -30,6 +30,24 @@ def test_jobs_from_the_environment_are_validated(monkeypatch):
             prepare.default_jobs()
 
 
+def test_evaluation_threads_are_the_workers_share_of_the_cores(monkeypatch):
+    # a worker evaluates beside another that trains: more threads than its share oversubscribe the cores;
+    # the serial path uses the same count, which is part of a stored result's key
+    from compress.runner import Runner, default_eval_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setenv(prepare.ENV_JOBS, "2")
+    assert default_eval_threads() == 4
+    monkeypatch.setenv(prepare.ENV_JOBS, "3")
+    assert default_eval_threads() == 2
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_eval_threads() == 1  # more workers than cores: still one thread each
+    monkeypatch.delenv(prepare.ENV_JOBS)
+    assert default_eval_threads() == 1
+    assert Runner(eval_threads=None).eval_threads == 1
+    assert Runner(eval_threads=3).eval_threads == 3
+
+
 def test_workers_inherit_the_gates_offline_mode():
     assert prepare._sockets_blocked()  # this suite runs with --disable-socket (tests/test_offline.py)
 
