@@ -40,6 +40,7 @@ DEFAULT_DRIFT_FACTOR = 3.0  # every reference at once (the drift)
 NOTABLE_LATENCY = 1.2  # reported as faster / slower (not failed) beyond this, drift divided out
 NOTABLE_RETENTION = 0.002  # reported as better / worse beyond this absolute change
 NOTABLE_SIZE = 0.005  # size ratio, absolute
+NOTABLE_PERPLEXITY = 0.5  # a language model's fp32 perplexity, absolute (its compressed pairs: retention)
 
 
 @dataclass
@@ -126,6 +127,7 @@ def compare(baseline: list[dict], current: list[dict], table: dict, *, factor: f
                 v.better.append(f"{desc})")
         for metric, notable, higher_is_better in (("retention", NOTABLE_RETENTION, True),
                                                   ("accuracy", NOTABLE_RETENTION, True),
+                                                  ("perplexity", NOTABLE_PERPLEXITY, False),
                                                   ("size_ratio", NOTABLE_SIZE, False)):  # fmt: skip
             x, y = b.get(metric), c.get(metric)
             if x is None or y is None or abs(y - x) < notable:

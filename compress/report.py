@@ -18,6 +18,7 @@ COLUMNS = (
     ("size_ratio", "size", "{:.3f}"),
     ("gzip_ratio", "gzip", "{:.3f}"),
     ("accuracy", "top-1", "{:.4f}"),
+    ("perplexity", "perplexity", "{:.2f}"),
     ("retention", "retention", "{:.4f}"),
     ("sparsity", "sparsity", "{:.3f}"),
     ("photo_agreement", "photos", "{:.2f}"),

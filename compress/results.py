@@ -72,6 +72,19 @@ def unpack_bools(d: dict) -> np.ndarray:
     return out
 
 
+def pack_floats(x: np.ndarray) -> dict:
+    """A float vector as JSON: length and base64 of its little-endian float64 bytes (exact)."""
+    x = np.asarray(x, dtype="<f8")
+    return {"n": int(x.size), "f8": base64.b64encode(x.tobytes()).decode("ascii")}
+
+
+def unpack_floats(d: dict) -> np.ndarray:
+    out = np.frombuffer(base64.b64decode(d["f8"], validate=True), dtype="<f8").astype(np.float64)
+    if out.size != int(d["n"]):
+        raise ValueError(f"{d['n']} outcomes expected, {out.size} stored")
+    return out
+
+
 def _canonical(payload: Any) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 

@@ -25,7 +25,6 @@ from typing import Any, Callable
 import numpy as np
 
 from compress import frameworks
-from compress import stats
 from compress.cache import WeightsCache, recipe_key
 from compress.machine import machine_info
 from compress.profile import CostProfile
@@ -38,7 +37,9 @@ from compress.registry import (
     handler_for,
     pair_config,
 )
-from compress.results import EVAL_VERSION, ResultStore, digest_arrays, digest_bytes, pack_bools, unpack_bools
+from compress.metrics import metric_of
+from compress.results import (EVAL_VERSION, ResultStore, digest_arrays, digest_bytes, pack_bools, pack_floats,
+                              unpack_bools, unpack_floats)
 from compress.runtimes.base import Artefact, get_runtime
 from compress.techniques.pruning import sparsity
 from compress.techniques.quantization import Float32Config
@@ -93,12 +94,17 @@ class PairResult:
     gzip_bytes: int
     reference_bytes: int
     reference_gzip_bytes: int
-    accuracy: float
-    baseline_accuracy: float
+    # the model's task metric (compress.metrics): its results key ("accuracy": top-1, "perplexity"),
+    # its value for the artefact and for the fp32 reference, on eval_images test examples
+    metric: str
+    score: float
+    baseline_score: float
     eval_images: int
-    # one-sided upper confidence bounds (compress.stats.CONFIDENCE) from the per-example
-    # outcomes: what an accuracy or retention floor is judged by
-    accuracy_upper: float
+    # one-sided confidence bounds (compress.stats.CONFIDENCE) from the per-example outcomes, what a
+    # bound is judged by: the score's on the side its bound holds (upper for a floor on top-1, lower
+    # for a ceiling on perplexity), and retention's upper one
+    score_bound: float
+    retention: float  # compressed against fp32, above 1 better for every metric (top-1 ratio; fp32 ppl / ppl)
     retention_upper: float
     sparsity: float
     extra: dict  # model-specific measurements (e.g. agreement with fp32 on real photos)
@@ -119,8 +125,10 @@ class PairResult:
         return self.gzip_bytes / self.reference_gzip_bytes
 
     @property
-    def retention(self) -> float:
-        return self.accuracy / self.baseline_accuracy
+    def task_metric(self):
+        from compress.metrics import get_metric
+
+        return get_metric(self.metric)
 
     def metrics(self) -> dict:
         """The headline numbers (what goes into ``benchmark.extra_info``)."""
@@ -129,10 +137,11 @@ class PairResult:
             "gzip_bytes": self.gzip_bytes,
             "size_ratio": round(self.size_ratio, 6),
             "gzip_ratio": round(self.gzip_ratio, 6),
-            "accuracy": self.accuracy,
-            "baseline_accuracy": self.baseline_accuracy,
+            "metric": self.metric,
+            self.metric: self.score,
+            f"baseline_{self.metric}": self.baseline_score,
             "retention": round(self.retention, 6),
-            "accuracy_upper": self.accuracy_upper,
+            self.task_metric.bound_key: self.score_bound,
             "retention_upper": self.retention_upper,
             "sparsity": round(self.sparsity, 6),
             "parameters": self.parameters,
@@ -388,29 +397,33 @@ class Runner:
         return payload
 
     def outcomes(self, model: str, config: TechniqueConfig) -> np.ndarray:
-        """Per-example correctness (bool) of the artefact on the whole test split (memoized, stored)."""
+        """Per-example outcomes of the artefact on the whole test split, by the model's task metric
+        (:mod:`compress.metrics`: correct or not for top-1, mean token loss for perplexity); memoized, stored."""
         memo = (model, self._chain(config))
         if memo not in self._outcomes:
             recipe = self.model(model).recipe
+            metric = metric_of(recipe)
+            key = "correct" if metric.kind == "bools" else "losses"
 
             def compute() -> dict:
                 x, y = recipe.data("test")
                 t0 = time.perf_counter()
-                pred = _task_logits(recipe, self.loaded(model, config).predict(x)).argmax(axis=1)
-                correct = pred == y
-                log.info("%s %s: top-1 %.4f on %d test images (%.1f s)", model, type(config).__name__,
-                         correct.mean(), len(y), time.perf_counter() - t0)  # fmt: skip
-                return {"correct": pack_bools(correct)}
+                predict, step = self.loaded(model, config).predict, metric.chunk or len(x)
+                out = np.concatenate([metric.outcomes(_task_logits(recipe, predict(x[i : i + step])), y[i : i + step])
+                                      for i in range(0, len(x), step)])  # fmt: skip
+                log.info("%s %s: %s on %d test examples (%.1f s)", model, type(config).__name__,
+                         metric.describe(metric.value(out)[0]), len(y), time.perf_counter() - t0)  # fmt: skip
+                return {key: pack_bools(out) if metric.kind == "bools" else pack_floats(out)}
 
             payload = self._measure(f"{model} {type(config).__name__}", self._store_basis(model, config, "outcomes"),
-                                    compute, required=("correct",))  # fmt: skip
-            self._outcomes[memo] = unpack_bools(payload["correct"])
+                                    compute, required=(key,))  # fmt: skip
+            self._outcomes[memo] = (unpack_bools if metric.kind == "bools" else unpack_floats)(payload[key])
         return self._outcomes[memo]
 
-    def accuracy(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
-        """``(top-1, images)`` of the artefact on the whole test split."""
-        correct = self.outcomes(model, config)
-        return float(np.mean(correct)), len(correct)
+    def score(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
+        """``(value of the model's task metric, examples)`` of the artefact on the whole test split."""
+        out = self.outcomes(model, config)
+        return metric_of(self.model(model).recipe).value(out)[0], len(out)
 
     def loaded(self, model: str, config: TechniqueConfig):
         """The pair's artefact loaded in its runtime for evaluation (memoized; see :meth:`_eval_threads`)."""
@@ -499,9 +512,10 @@ class Runner:
                 f"(it supports: {', '.join(sorted(spec.frameworks())) or 'nothing yet'})"
             )
         ref, art = self.artefact(model, Float32Config()), self.artefact(model, config)
-        correct, ref_correct = self.outcomes(model, config), self.outcomes(model, Float32Config())
-        acc, n = float(np.mean(correct)), len(correct)
+        out, ref_out = self.outcomes(model, config), self.outcomes(model, Float32Config())
         recipe = self.model(model).recipe
+        metric = metric_of(recipe)
+        (score, score_bound), (retention, retention_upper) = metric.value(out), metric.retention(out, ref_out)
 
         def artefact_metrics() -> dict:
             out = {"sparsity": sparsity(get_runtime(art.runtime).weight_arrays(art))}
@@ -525,11 +539,13 @@ class Runner:
             gzip_bytes=self.gzip_nbytes(model, config),
             reference_bytes=ref.nbytes,
             reference_gzip_bytes=self.gzip_nbytes(model, Float32Config()),
-            accuracy=acc,
-            baseline_accuracy=float(np.mean(ref_correct)),
-            eval_images=n,
-            accuracy_upper=stats.accuracy_bound(correct).upper,
-            retention_upper=stats.retention_bound(correct, ref_correct).upper,
+            metric=metric.name,
+            score=score,
+            baseline_score=metric.value(ref_out)[0],
+            eval_images=len(out),
+            score_bound=score_bound,
+            retention=retention,
+            retention_upper=retention_upper,
             sparsity=more["sparsity"],
             parameters=self._params[(model, self._chain(config))],
             reference_parameters=self._params[(model, self._chain(Float32Config()))],

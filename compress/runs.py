@@ -214,11 +214,13 @@ MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
     ("size_ratio", "size ratio"),
     ("gzip_ratio", "gzip ratio"),
     ("accuracy", "top-1"),
+    ("perplexity", "perplexity"),
     ("retention", "retention"),
     ("latency_ms", "p50 ms"),
     ("latency_ratio", "vs own fp32"),
     ("latency_ratio_best", "vs best fp32"),
 )
+OPTIONAL_COLUMNS = {"perplexity"}
 
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:
@@ -229,6 +231,8 @@ def format_markdown(rows: list[dict], runs: list[Run]) -> str:
 
     fmts = {key: fmt for key, _, fmt in COLUMNS}
     text = {"model", "technique", "runtime"}
+    columns = [(k, h) for k, h in MARKDOWN_COLUMNS  # a task's metric column only where a row has it
+               if k not in OPTIONAL_COLUMNS or any(r.get(k) is not None for r in rows)]  # fmt: skip
     commits = sorted({r.short + ("+" if r.dirty else "") for r in runs})
     tiers = sorted({f"{r.tier}" + (f" shard {r.shard}" if r.shard else "") for r in runs if r.tier})
     lines = ["# compress-bench report", "",
@@ -237,11 +241,11 @@ def format_markdown(rows: list[dict], runs: list[Run]) -> str:
              "Latency: batch-1 median of the shipped artefact; *vs own fp32*: over the same runtime's "
              "fp32 export, timed interleaved in the same test; *vs best fp32*: over the fastest fp32 "
              "export of the model's family in the run.", "",
-             "| " + " | ".join(h for _, h in MARKDOWN_COLUMNS) + " |",
-             "|" + "|".join(":---" if k in text else "---:" for k, _ in MARKDOWN_COLUMNS) + "|"]  # fmt: skip
+             "| " + " | ".join(h for _, h in columns) + " |",
+             "|" + "|".join(":---" if k in text else "---:" for k, _ in columns) + "|"]  # fmt: skip
     for r in rows:
         cells = []
-        for key, _ in MARKDOWN_COLUMNS:
+        for key, _ in columns:
             v = r.get(key)
             if key == "technique" and r.get("reference"):
                 cells.append(f"{v} (ref.)")

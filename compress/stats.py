@@ -1,4 +1,4 @@
-"""Accuracy bounds judged with statistics: is a drop real, or the test set's noise?
+"""Accuracy and perplexity bounds judged with statistics: is a drop real, or the test set's noise?
 
 Top-1 on a test set of ``n`` images is an estimate: a compressed model one image
 short of a retention floor of 0.99 is not worse than one an image above it, and
@@ -38,6 +38,13 @@ standard normal ``CONFIDENCE`` quantile. It is closed-form (no seed, no sampling
 noise), never below the point estimate, and keeps its coverage near 0 and 1,
 where the plain normal interval collapses.
 
+Perplexity (``perplexity_bound``, ``loss_retention_bound``): a language model's
+per-example outcome is a block's mean next-token loss (nats), a continuous value,
+so the bounds are normal approximations over the blocks (about a thousand on the
+held-out novel): perplexity ``exp(mean)`` with its lower bound ``exp(mean - z se)``,
+and retention ``exp(mean(fp32 loss - compressed loss))`` with its upper bound from
+the paired differences, ``exp(mean d + z se(d))``. Closed-form and deterministic.
+
 What the test can resolve (``detectable_drop``): retention's standard error is
 about ``sqrt(d / n) / a`` (``d`` the share of images where the two artefacts
 disagree, ``a`` the fp32 accuracy), so the observed retention must lie about
@@ -59,6 +66,7 @@ import numpy as np
 __all__ = [
     "CONFIDENCE", "SAMPLES", "SEED", "PairedCounts", "Estimate",
     "paired_counts", "retention_bound", "accuracy_bound", "wilson_upper", "detectable_drop",
+    "LowerEstimate", "perplexity_bound", "loss_retention_bound",
 ]  # fmt: skip
 
 CONFIDENCE = 0.95  # one-sided: a bound fails only when we are this sure the true value is below it
@@ -181,6 +189,49 @@ def accuracy_bound(correct: object, *, confidence: float = CONFIDENCE) -> Estima
         raise ValueError("no examples: accuracy of an empty test set is undefined")
     k = int(np.count_nonzero(c))
     return Estimate(k / c.size, wilson_upper(k, c.size, confidence), c.size, confidence)
+
+
+@dataclass(frozen=True)
+class LowerEstimate:
+    """A point estimate and its one-sided lower ``confidence`` bound (a metric where lower is better)."""
+
+    point: float
+    lower: float
+    n: int
+    confidence: float = CONFIDENCE
+
+
+def _losses(name: str, x: object) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1 or a.size < 2:
+        raise ValueError(f"{name}: expected a 1-d array of at least 2 per-example losses, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: per-example losses must be finite")
+    return a
+
+
+def perplexity_bound(losses: object, *, confidence: float = CONFIDENCE) -> LowerEstimate:
+    """Perplexity ``exp(mean loss)`` of per-example mean token losses (nats; examples of equal length)
+    and its one-sided lower bound: ``exp(mean - z sd / sqrt(n))`` (normal approximation of the mean
+    over examples, closed-form and deterministic; a test split holds about a thousand examples)."""
+    a = _losses("losses", losses)
+    z = NormalDist().inv_cdf(_check_confidence(confidence))
+    mean, se = float(a.mean()), float(a.std(ddof=1)) / math.sqrt(a.size)
+    return LowerEstimate(math.exp(mean), math.exp(mean - z * se), a.size, confidence)
+
+
+def loss_retention_bound(compressed: object, fp32: object, *, confidence: float = CONFIDENCE) -> Estimate:
+    """Retention of a lower-is-better perplexity, ``fp32 perplexity / compressed perplexity``
+    (``exp(mean(fp32 loss - compressed loss))``: above 1 is better, as for top-1), and its
+    one-sided upper bound from the PAIRED per-example differences: ``exp(mean d + z sd(d) / sqrt(n))``.
+    Both artefacts are scored on the same examples, so only the differences carry noise."""
+    c, r = _losses("compressed", compressed), _losses("fp32", fp32)
+    if c.shape != r.shape:
+        raise ValueError(f"compressed and fp32 losses must cover the same examples: got {c.size} and {r.size}")
+    z = NormalDist().inv_cdf(_check_confidence(confidence))
+    d = r - c
+    mean, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size)
+    return Estimate(math.exp(mean), math.exp(mean + z * se), d.size, confidence)
 
 
 def detectable_drop(

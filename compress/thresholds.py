@@ -13,7 +13,8 @@ Format (TOML), one table per pair, the last measured value beside each bound::
 A compressed pair bounds ``retention`` and a size metric: ``size_ratio`` (raw
 bytes), or ``gzip_ratio`` where sparsity is the point (a pruned model is stored
 dense; its zeros pay off once compressed). The reference pair (``fp32``), whose
-ratios are 1 by definition, bounds its absolute top-1 ``accuracy`` instead. A bound is never loosened to
+ratios are 1 by definition, bounds its absolute top-1 ``accuracy`` instead (a language model's,
+its ``perplexity``, with a max bound). A bound is never loosened to
 make a run pass; changing one is a reviewed diff whose ``last`` shows the
 measurement that motivated it.
 
@@ -55,11 +56,13 @@ METRICS = {
     "gzip_ratio": "max",
     "retention": "min",
     "accuracy": "min",
+    "perplexity": "max",  # a language model's fp32 pair (lower is better; compress.metrics.perplexity)
     # batch-1 latency / the same runtime's fp32 latency, measured interleaved in one test
     "latency_ratio": "max",
 }
-# min bounds judged by their one-sided upper CONFIDENCE bound, read from "<metric>_upper"
-STATISTICAL = ("retention", "accuracy")
+# bounds judged by a one-sided CONFIDENCE bound of the metric, read from "<metric><suffix>": a min
+# bound by the upper bound (it fails only when even that is below it), a max bound by the lower one
+STATISTICAL = {"retention": "_upper", "accuracy": "_upper", "perplexity": "_lower"}
 UPPER_SUFFIX = "_upper"
 # the largest value a bound (or its `last`) on the metric can meaningfully take
 _CEILING = {"accuracy": 1.0, "retention": 1.5}
@@ -103,7 +106,8 @@ class Bounds:
 
         ``retention`` and ``accuracy`` min bounds are judged by ``<metric>_upper``,
         their one-sided upper ``CONFIDENCE`` bound: they fail only when it is below
-        the floor. Without it they fail too (never a silent pass).
+        the floor; a ``perplexity`` max bound by ``perplexity_lower``, failing only
+        when even that is above the ceiling. Without it they fail too (never a silent pass).
         """
         out = []
         for b in self.bounds:
@@ -113,23 +117,25 @@ class Bounds:
                 out.append(f"{self.key}: {b.metric} was not measured but has a bound{_set_in(b, ' (', ')')}")
                 continue
             v = metrics[b.metric]
-            if b.kind == "min" and b.metric in STATISTICAL:
-                upper_key = b.metric + UPPER_SUFFIX
-                if upper_key not in metrics:
+            if b.metric in STATISTICAL:
+                bound_key = b.metric + STATISTICAL[b.metric]
+                side = "upper" if b.kind == "min" else "lower"
+                if bound_key not in metrics:
                     out.append(
                         f"{self.key}: {b.metric} {v:.4f} was measured without its per-example outcomes "
-                        f"(no {upper_key}), so min {b.value} cannot be judged at {CONFIDENCE:.0%} "
+                        f"(no {bound_key}), so {b.kind} {b.value} cannot be judged at {CONFIDENCE:.0%} "
                         f"confidence (last recorded {b.last}{_set_in(b)})"
                     )
                     continue
-                upper = metrics[upper_key]
-                if upper != upper:  # NaN: never a pass
-                    out.append(f"{self.key}: {b.metric} {v:.4f}: {upper_key} is NaN, so min {b.value} "
+                judged = metrics[bound_key]
+                if judged != judged:  # NaN: never a pass
+                    out.append(f"{self.key}: {b.metric} {v:.4f}: {bound_key} is NaN, so {b.kind} {b.value} "
                                f"cannot be judged (last recorded {b.last}{_set_in(b)})")  # fmt: skip
-                elif not b.holds(upper):
+                elif not b.holds(judged):
+                    verb = "is below min" if b.kind == "min" else "exceeds max"
                     out.append(
-                        f"{self.key}: {b.metric} {v:.4f} is below min {b.value} with {CONFIDENCE:.0%} "
-                        f"confidence: its upper {CONFIDENCE:.0%} bound is {upper:.4f} "
+                        f"{self.key}: {b.metric} {v:.4f} {verb} {b.value} with {CONFIDENCE:.0%} "
+                        f"confidence: its {side} {CONFIDENCE:.0%} bound is {judged:.4f} "
                         f"(last recorded {b.last}{_set_in(b)})"
                     )
                 continue

@@ -226,8 +226,8 @@ def test_handler_prunes_fine_tunes_and_caches(tmp_path, monkeypatch):
     recipe = dense.recipe
     assert recipe.count_params(pruned.native) < 0.6 * recipe.count_params(dense.native)
 
-    acc, n = runner.accuracy("tiny", cfg)  # the pruned model's .tflite, on the whole test split
-    base, _ = runner.accuracy("tiny", Float32Config())
+    acc, n = runner.score("tiny", cfg)  # the pruned model's .tflite, on the whole test split
+    base, _ = runner.score("tiny", Float32Config())
     assert n == 10000 and acc > 0.5, (acc, base)  # chance is 0.1
 
     def fail(*a, **k):

@@ -118,8 +118,8 @@ def test_unchanged_artefact_is_reused_changed_bytes_are_measured(fresh_runner):
     b = second.evaluate("tiny", "int8")
     assert second.store.hits > 0 and second.store.misses == 0
     assert "evaluate" not in second.profile.rows()["(outside any pair)"]
-    assert (b.accuracy, b.baseline_accuracy, b.retention_upper, b.sparsity, b.gzip_bytes, b.reference_gzip_bytes) == (
-        a.accuracy, a.baseline_accuracy, a.retention_upper, a.sparsity, a.gzip_bytes, a.reference_gzip_bytes)  # fmt: skip
+    assert (b.score, b.baseline_score, b.retention_upper, b.sparsity, b.gzip_bytes, b.reference_gzip_bytes) == (
+        a.score, a.baseline_score, a.retention_upper, a.sparsity, a.gzip_bytes, a.reference_gzip_bytes)  # fmt: skip
     assert b.gzip_bytes == second.artefact("tiny", Int8Config()).gzip_nbytes()  # what is stored is the real size
     assert np.array_equal(second.outcomes("tiny", Int8Config()), first.outcomes("tiny", Int8Config()))
 

@@ -1,0 +1,97 @@
+"""Task metrics: what a model's outputs are scored by, and which direction is better.
+
+A model's recipe names its metric (``metric = "perplexity"``; without one,
+``"accuracy"``: top-1). The runner scores every artefact with it, example by
+example, stores the per-example outcomes (:mod:`compress.results`) and derives
+from them, the same way for every task:
+
+- the metric's value (top-1, perplexity) and its one-sided ``CONFIDENCE`` bound on
+  the side a bound is judged by: ``accuracy_upper`` (a floor on a metric where
+  higher is better fails only when even the upper bound is below it),
+  ``perplexity_lower`` (a ceiling on one where lower is better fails only when
+  even the lower bound is above it);
+- retention: the compressed artefact against its fp32 reference, oriented so that
+  above 1 is better for every metric (top-1 / fp32 top-1; fp32 perplexity /
+  perplexity), with its one-sided upper bound: thresholds, reports, comparisons
+  and asv read one retention whatever the task.
+
+One module per metric: :mod:`compress.metrics.accuracy`, :mod:`compress.metrics.perplexity`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["TaskMetric", "get_metric", "metric_of", "list_metrics", "DEFAULT"]
+
+DEFAULT = "accuracy"
+
+
+class TaskMetric(ABC):
+    """How one task's outputs are scored. Stateless; one instance per metric."""
+
+    name: ClassVar[str]  # the results key: "accuracy", "perplexity"
+    label: ClassVar[str]  # a table's column: "top-1", "perplexity"
+    higher_is_better: ClassVar[bool]
+    kind: ClassVar[str]  # how per-example outcomes are stored: "bools" or "floats"
+    # examples per call of the artefact's predict (bounds the outputs held at once); None: the whole
+    # split in one call, so the runtime batches it as it always has
+    chunk: ClassVar[int | None] = None
+
+    @property
+    def bound_key(self) -> str:
+        """Where the value's confidence bound is recorded: ``<name>_upper`` or ``<name>_lower``."""
+        return self.name + ("_upper" if self.higher_is_better else "_lower")
+
+    @abstractmethod
+    def outcomes(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Per-example outcomes of ``outputs`` (the task's outputs for a chunk of the test split)."""
+
+    @abstractmethod
+    def value(self, outcomes: np.ndarray) -> tuple[float, float]:
+        """``(value, bound)``: the metric over the test split and its one-sided bound (see ``bound_key``)."""
+
+    @abstractmethod
+    def retention(self, outcomes: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+        """``(retention, upper)`` against the fp32 reference's outcomes (above 1 is better)."""
+
+    def describe(self, value: float) -> str:
+        return f"{self.label} {value:.4f}"
+
+
+_METRICS: dict[str, TaskMetric] = {}
+
+
+def _register(metric: TaskMetric) -> TaskMetric:
+    _METRICS[metric.name] = metric
+    return metric
+
+
+def list_metrics() -> list[str]:
+    _load()
+    return sorted(_METRICS)
+
+
+def get_metric(name: str) -> TaskMetric:
+    """The registered metric ``name``.
+
+    Raises:
+        ValueError: no such metric (the message lists the registered ones).
+    """
+    _load()
+    try:
+        return _METRICS[name]
+    except KeyError:
+        raise ValueError(f"unknown task metric {name!r}; registered: {', '.join(sorted(_METRICS))}") from None
+
+
+def metric_of(recipe: Any) -> TaskMetric:
+    """The metric a model recipe is scored by (its ``metric`` attribute; top-1 without one)."""
+    return get_metric(getattr(recipe, "metric", DEFAULT))
+
+
+def _load() -> None:
+    from compress.metrics import accuracy, perplexity  # noqa: F401  (each registers itself once, on import)
