@@ -100,7 +100,8 @@ class TorchFit:
     def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         fit(model, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=self.batch_size,
             seed=self.seed, label=label, callbacks=callbacks, weight_decay=self.weight_decay,
-            lengths=self.example_lengths(x))  # fmt: skip
+            lengths=self.example_lengths(x), loss=getattr(self, "loss", None),
+            warmup_steps=getattr(self, "warmup_steps", 0))  # fmt: skip
 
     def example_lengths(self, x: np.ndarray) -> np.ndarray | None:
         """Each example's length, when batches should be grouped by it (:func:`batch_order`); None: plain shuffle."""
@@ -131,19 +132,25 @@ def fit(
     callbacks: Sequence[Callable[[int], Any]] = (),
     weight_decay: float = 0.0,
     lengths: np.ndarray | None = None,
+    loss: Callable[[Any, Any], Any] | None = None,
+    warmup_steps: int = 0,
 ) -> None:
     """Train ``module`` in place: Adam(W), cosine decay, cross-entropy on logits.
 
     ``epochs`` may be fractional (that many optimizer steps). ``callbacks`` are
     called with the global step after every optimizer step (pruning schedules
     hook in here). ``lengths`` (one per example) groups each batch from examples
-    of similar length (:func:`batch_order`). Shuffling and initial state are seeded by ``seed``, and the
+    of similar length (:func:`batch_order`). ``loss(outputs, targets)`` replaces the
+    cross-entropy of classification (a language model's next-token loss).
+    ``warmup_steps`` > 0 ramps the rate linearly from 0 over that many steps before
+    the cosine (0: the cosine from the first step). Shuffling and initial state are seeded by ``seed``, and the
     intra-op thread count is :data:`TRAIN_THREADS` for the whole fit (restored
     after), so the same recipe gives the same weights whatever ran before.
     """
     with torch_threads(TRAIN_THREADS):
         _fit(module, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-             seed=seed, label=label, callbacks=callbacks, weight_decay=weight_decay, lengths=lengths)  # fmt: skip
+             seed=seed, label=label, callbacks=callbacks, weight_decay=weight_decay, lengths=lengths,
+             loss=loss, warmup_steps=warmup_steps)  # fmt: skip
 
 
 # Examples sorted by length within windows of this many batches (transformers' Trainer uses
@@ -179,7 +186,25 @@ def batch_order(rng: np.random.Generator, n: int, batch_size: int, lengths: np.n
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callbacks, weight_decay, lengths) -> None:
+def _schedule(opt, total: int, warmup_steps: int):
+    """Cosine decay to 0 over ``total`` steps, after a linear warm-up of ``warmup_steps`` (none: torch's
+    ``CosineAnnealingLR``, the schedule every model without warm-up was trained with)."""
+    import torch
+
+    if warmup_steps <= 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    warm = min(warmup_steps, total - 1) if total > 1 else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callbacks, weight_decay, lengths,
+         loss=None, warmup_steps=0) -> None:  # fmt: skip
     import torch
     import torch.nn.functional as F
 
@@ -191,7 +216,8 @@ def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callba
     total = max(1, round(epochs * steps_full))
     n_epochs = math.ceil(total / steps_full)
     opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    sched = _schedule(opt, total, warmup_steps)
+    loss_fn = loss or F.cross_entropy
     progress = StepProgress(label, n_epochs, min(steps_full, total))
     module.train()
     step = 0
@@ -202,17 +228,17 @@ def _fit(module, x, y, *, epochs, learning_rate, batch_size, seed, label, callba
                 if step >= total:
                     break
                 xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
-                loss = F.cross_entropy(module(xb), yb)
+                batch_loss = loss_fn(module(xb), yb)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                batch_loss.backward()
                 opt.step()
                 sched.step()
                 step += 1
                 for cb in callbacks:
                     cb(step)
                 seen += len(idx)
-                loss_sum += float(loss.detach()) * len(idx)
-                progress.step(epoch, float(loss.detach()))
+                loss_sum += float(batch_loss.detach()) * len(idx)
+                progress.step(epoch, float(batch_loss.detach()))
             progress.end_epoch(epoch, loss=loss_sum / max(seen, 1))
     finally:
         progress.close()

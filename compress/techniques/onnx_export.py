@@ -141,6 +141,6 @@ def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     if config.mode != "fp32":
         calib = calibration_inputs(model.recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
         if calib is not None:
-            log.info("onnx int8: calibrating %s on %d images of the calib split", model.name, len(calib))
+            log.info("onnx int8: calibrating %s on %d inputs of the calib split", model.name, len(calib))
         data = quantize_onnx(data, config.mode, calib)
     return Artefact(data, format="onnx", runtime="onnxruntime")

@@ -62,7 +62,7 @@ def int8(model, config: Int8Config, ctx) -> Artefact:
     """Full-integer int8 with int8 input and output, calibrated on the ``calib`` split."""
     tf = tensorflow()
     calib = calibration_inputs(model.recipe, config.calibration_size, "int8")
-    log.info("int8: calibrating %s on %d images of the calib split", model.name, len(calib))
+    log.info("int8: calibrating %s on %d inputs of the calib split", model.name, len(calib))
 
     def representative():
         for i in range(len(calib)):

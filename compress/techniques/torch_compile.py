@@ -73,7 +73,7 @@ def inductor(model, config: InductorConfig, ctx) -> Artefact:
     calib_x = model.recipe.data("calib")[0]
     if config.mode == "int8":
         calib = calibration_inputs(model.recipe, config.calibration_size, "inductor_int8")
-        log.info("inductor_int8 (PT2E): calibrating %s on %d images of the calib split", model.name, len(calib))
+        log.info("inductor_int8 (PT2E): calibrating %s on %d inputs of the calib split", model.name, len(calib))
         program = pt2e_int8_program(model.native, calib_x[:2], calib)
     else:
         program = fp32_program(model.native, calib_x[:2])

@@ -215,7 +215,7 @@ def int8(model, config: Int8Config, ctx) -> Artefact:
     """
     calib_x = model.recipe.data("calib")[0]
     calib = calibration_inputs(model.recipe, config.calibration_size, "int8 (PT2E)")
-    log.info("int8 (PT2E): calibrating %s on %d images of the calib split", model.name, len(calib))
+    log.info("int8 (PT2E): calibrating %s on %d inputs of the calib split", model.name, len(calib))
     program = pt2e_int8_program(model.native, calib_x[:2], calib)
     return Artefact(program_bytes(program), format="pt2", runtime="torch-eager")
 

@@ -1,0 +1,224 @@
+"""A small GPT-2 trained by the suite on five of Jane Austen's novels; perplexity on the sixth.
+
+Data (:mod:`compress.data.austen`): ``train`` is five novels less their last 5%,
+``calib`` those 5% (``valid``: calibration and nothing else), ``test`` the held-out
+novel (*Persuasion*), never trained or calibrated on.
+
+Tokens: a byte-level BPE of ``vocab_size`` tokens (transformers' ``tokenizers``)
+trained on ``train`` alone, deterministic, retrained in each process in about a
+second (its library version is in the weights' cache key). A split is its
+segments' tokens joined by ``<|endoftext|>``, cut into blocks of ``block`` tokens
+(the remainder dropped). The model-ready example is a block, ``x = y =`` the
+``(N, block)`` int64 tokens: position ``t`` predicts token ``t + 1``; the score is
+perplexity (:mod:`compress.metrics.perplexity`).
+
+Model: transformers' ``GPT2LMHeadModel`` at a small configuration (2 layers, 128
+wide, 2 heads: about a minute per epoch on one thread), with two changes, both
+exact in fp32:
+
+- GPT-2's ``Conv1D`` projections (a transposed linear layer) become ``nn.Linear``,
+  so torch's Linear-based techniques (dynamic int8, magnitude pruning, PT2E) see
+  every projection: ``quantize_dynamic`` left all of them in fp32 before (size 1.003);
+- the output head is not tied to the token embedding: tied, pruning or quantizing
+  the head would change the embedding with it, unseen by the technique.
+
+Trained with :func:`compress.models.torch_common.fit` (AdamW, linear warm-up, cosine
+decay) and the next-token loss (:meth:`CausalLM.loss`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+
+from compress.models import torch_common
+from compress.models.base import FirstImagesSplits
+
+log = logging.getLogger(__name__)
+
+END_OF_TEXT = "<|endoftext|>"
+SPLIT_OF = {"train": "train", "calib": "valid", "test": "heldout"}  # suite split -> Austen split
+
+UNSUPPORTED = {
+    "ChannelPruningConfig": "channel pruning (torch-pruning) removes conv/linear channels of CNNs; a "
+    "transformer's structured pruning removes attention heads and FFN neurons instead",
+}
+
+
+@lru_cache(maxsize=4)
+def tokenizer(vocab_size: int):
+    """The byte-level BPE trained on the ``train`` split (deterministic)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    from compress.data.austen import load_austen
+
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(load_austen().split("train"), vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=[END_OF_TEXT], show_progress=False)  # fmt: skip
+    return tok
+
+
+@lru_cache(maxsize=8)
+def token_blocks(vocab_size: int, split: str, block: int) -> np.ndarray:
+    """``(N, block)`` int64 token blocks of an Austen split (segments joined by end-of-text)."""
+    from compress.data.austen import load_austen
+
+    tok = tokenizer(vocab_size)
+    eot = tok.token_to_id(END_OF_TEXT)
+    ids: list[int] = []
+    for text in load_austen().split(split):
+        ids += tok.encode(text).ids
+        ids.append(eot)
+    n = len(ids) // block
+    return np.ascontiguousarray(np.asarray(ids[: n * block], dtype=np.int64).reshape(n, block))
+
+
+def linear_projections(model) -> int:
+    """Replace every transformers ``Conv1D`` in ``model`` by the equal ``nn.Linear``; how many."""
+    import torch
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv1D):
+                fan_in, fan_out = child.weight.shape
+                lin = nn.Linear(fan_in, fan_out)
+                with torch.no_grad():
+                    lin.weight.copy_(child.weight.t())
+                    lin.bias.copy_(child.bias)
+                setattr(parent, name, lin)
+                swapped += 1
+    return swapped
+
+
+def lm_module():
+    """The :class:`torch.nn.Module` subclass wrapping a transformers causal LM (torch imported lazily)."""
+    import torch
+    from torch import nn
+
+    class TokensToLogits(nn.Module):
+        """``model`` taking token blocks ``(N, T)`` and returning next-token logits ``(N, T, vocab)``."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            # An explicit all-ones mask (the same causal attention): without one, transformers looks
+            # for packed sequences in the position ids with torch.diff, which the ONNX exporter lacks.
+            return self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits
+
+    return TokensToLogits
+
+
+@dataclass(frozen=True)
+class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFit):
+    """Recipe of a small GPT-2 trained from scratch on the Austen ``train`` split.
+
+    Every field is part of the cache key: change one and the model is trained again.
+
+    Attributes:
+        vocab_size: BPE tokens (4,096: a unigram model of them scores about 630 on ``test``).
+        block: tokens per example and the model's context (128).
+        layers, width, heads: the GPT-2 configuration.
+        epochs, batch_size, learning_rate, weight_decay, warmup_steps: AdamW (linear
+            warm-up, cosine decay) over the ``train`` blocks.
+        fine_tune_size: blocks (the first of ``train``) that fine-tunes after a transform use.
+        train_size: blocks (the first of ``train``) training uses (None: all).
+        seed: seeds the initial weights and the shuffling.
+    """
+
+    vocab_size: int = 4096
+    block: int = 128
+    layers: int = 2
+    width: int = 128
+    heads: int = 2
+    epochs: float = 4
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    fine_tune_size: int | None = None
+    train_size: int | None = None
+    seed: int = 0
+    framework: str = field(default="torch", init=False)
+    metric: ClassVar[str] = "perplexity"
+    unsupported: ClassVar[dict] = UNSUPPORTED
+    libraries: ClassVar[tuple[str, ...]] = ("transformers", "tokenizers")  # in the weights' cache key
+
+    # -- availability ------------------------------------------------------------
+    def unavailable(self) -> str | None:
+        """Why this model cannot run here (transformers, tokenizers or the novels missing), or None."""
+        from compress.data.fashion_mnist import DataNotFoundError
+
+        from compress.data import austen
+
+        try:
+            import rdata  # noqa: F401
+            import tokenizers  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            return f"the GPT-2 model needs {exc.name} (in compress-bench's torch extra): pip install -e '.[torch]'"
+        try:
+            if not austen.find_deb().is_file():
+                return austen.HOW_TO_GET
+        except DataNotFoundError as exc:
+            return str(exc)
+        return None
+
+    # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) ----------
+    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+        if split not in SPLIT_OF:
+            raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_OF)}")
+        x = token_blocks(self.vocab_size, SPLIT_OF[split], self.block)[:limit]
+        return x, x
+
+    def _limit(self, split: str) -> int | None:
+        return self.train_size if split == "train" else None
+
+    def loss(self, logits, tokens):
+        """Mean next-token cross-entropy of a batch: ``logits[:, t]`` scored on ``tokens[:, t + 1]``."""
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+
+    # -- model -----------------------------------------------------------------
+    def _config(self):
+        import transformers
+
+        cfg = transformers.GPT2Config(
+            vocab_size=self.vocab_size, n_positions=self.block, n_embd=self.width, n_layer=self.layers,
+            n_head=self.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False,
+            bos_token_id=0, eos_token_id=0, use_cache=False,
+        )  # fmt: skip
+        cfg._attn_implementation = "eager"  # torch.export traces it
+        return cfg
+
+    def build(self):
+        """The architecture (random weights, deterministic given ``seed``), wrapped, in eval mode."""
+        import torch
+        import transformers
+
+        torch.manual_seed(self.seed)
+        native = transformers.GPT2LMHeadModel(self._config())
+        linear_projections(native)
+        return lm_module()(native).eval()
+
+    def train(self, label: str):
+        """A GPT-2 trained from scratch on the ``train`` blocks; in eval mode."""
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        t0 = time.perf_counter()
+        model = self.build()
+        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
+                  label=f"train {label}")  # fmt: skip
+        log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
+        return model.eval()
