@@ -28,8 +28,6 @@ decay) and the next-token loss (:meth:`CausalLM.loss`).
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar
@@ -39,7 +37,6 @@ import numpy as np
 from compress.models import torch_common
 from compress.models.base import FirstImagesSplits
 
-log = logging.getLogger(__name__)
 
 END_OF_TEXT = "<|endoftext|>"
 SPLIT_OF = {"train": "train", "calib": "valid", "test": "heldout"}  # suite split -> Austen split
@@ -213,12 +210,4 @@ class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFi
 
     def train(self, label: str):
         """A GPT-2 trained from scratch on the ``train`` blocks; in eval mode."""
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        t0 = time.perf_counter()
-        model = self.build()
-        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
-                  label=f"train {label}")  # fmt: skip
-        log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
-        return model.eval()
+        return torch_common.train_from_scratch(self, label)

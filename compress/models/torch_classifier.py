@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -12,8 +10,6 @@ import numpy as np
 
 from compress.models import torch_common
 from compress.models.base import FirstImagesSplits
-
-log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
@@ -127,12 +123,4 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_co
 
     def train(self, label: str):
         """Build and train from scratch; returns the trained module in eval mode."""
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        t0 = time.perf_counter()
-        model = self.build()
-        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
-                  label=f"train {label}")  # fmt: skip
-        log.info("trained %s in %.0f s", label, time.perf_counter() - t0)
-        return model
+        return torch_common.train_from_scratch(self, label)

@@ -108,6 +108,22 @@ class TorchFit:
         return None
 
 
+def train_from_scratch(recipe, label: str):
+    """``recipe.build()`` trained on its ``train`` split (``recipe._fit``: :func:`fit`); in eval mode."""
+    import logging
+    import time
+
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    t0 = time.perf_counter()
+    model = recipe.build()
+    recipe._fit(model, *recipe.data("train"), epochs=recipe.epochs, learning_rate=recipe.learning_rate,
+                label=f"train {label}")  # fmt: skip
+    logging.getLogger(__name__).info("trained %s in %.0f s", label, time.perf_counter() - t0)
+    return model.eval()
+
+
 # Intra-op threads of every torch fit. Float reductions split over another number
 # of threads add up in another order, and over thousands of steps that is another
 # model. The runtimes set their own thread counts for inference and do not restore
