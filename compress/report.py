@@ -15,6 +15,8 @@ COLUMNS = (
     ("runtime", "runtime", "{}"),
     ("parameters", "params", "{:,}"),
     ("bytes", "bytes", "{:,}"),
+    ("adapter_bytes", "adapter bytes", "{:,}"),
+    ("trainable_fraction", "trained", "{:.4f}"),
     ("size_ratio", "size", "{:.3f}"),
     ("gzip_ratio", "gzip", "{:.3f}"),
     ("accuracy", "top-1", "{:.4f}"),
@@ -77,10 +79,11 @@ NOTHING = 0.98
 
 def compressed_nothing(rows: list[dict]) -> list[dict]:
     """Compressed rows whose artefact is no smaller than their fp32 one, stored or gzipped
-    (torch dynamic int8 quantizes only ``nn.Linear``: on a conv net that is one small layer)."""
+    (torch dynamic int8 quantizes only ``nn.Linear``: on a conv net that is one small layer).
+    Adaptation rows (``trainable_fraction``: LoRA, full fine-tuning) compress nothing by design."""
     return [
         r for r in rows
-        if not r.get("reference", r.get("technique") == "fp32")
+        if not r.get("reference", r.get("technique") == "fp32") and "trainable_fraction" not in r
         and r.get("size_ratio", 0) >= NOTHING and r.get("gzip_ratio", 1.0) >= NOTHING
     ]  # fmt: skip
 

@@ -480,6 +480,9 @@ class Runner:
         for step in get_technique(technique).config.steps():
             if type(step).__name__ in unsupported:
                 return f"{model} does not support {type(step).__name__}: {unsupported[type(step).__name__]}"
+            why = step.unsupported_by(recipe)
+            if why:
+                return f"{model}: {why}"
         if self.device != "cpu":
             why = device_support(self._chain(pair_config(model, technique)), get_model(model).framework, self.device)
             if why:
@@ -522,9 +525,15 @@ class Runner:
             if hasattr(recipe, "extra_metrics"):
                 out["extra"] = recipe.extra_metrics(self.loaded(model, config).predict,
                                                     self.loaded(model, Float32Config()).predict)  # fmt: skip
+            for step in config.steps():  # a technique's own (an adapter's bytes, its trainable parameters)
+                if hasattr(step, "extra_metrics"):
+                    out.setdefault("extra", {}).update(step.extra_metrics(self.model(model)))
             return out
 
         basis = self._store_basis(model, config, "artefact_metrics", reference=self._digest(ref))
+        own = [s.describe() for s in config.steps() if hasattr(s, "extra_metrics")]
+        if own:  # a technique's own metrics depend on its config and its code's version as well
+            basis["technique_metrics"] = own
         more = self._measure(f"{model} {technique} size and extra metrics", basis, artefact_metrics,
                              required=("sparsity",))  # fmt: skip
         res = PairResult(

@@ -211,6 +211,8 @@ MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
     ("technique", "technique"),
     ("runtime", "runtime"),
     ("bytes", "bytes"),
+    ("adapter_bytes", "adapter bytes"),
+    ("trainable_fraction", "trained"),
     ("size_ratio", "size ratio"),
     ("gzip_ratio", "gzip ratio"),
     ("accuracy", "top-1"),
@@ -220,7 +222,7 @@ MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
     ("latency_ratio", "vs own fp32"),
     ("latency_ratio_best", "vs best fp32"),
 )
-OPTIONAL_COLUMNS = {"perplexity"}
+OPTIONAL_COLUMNS = {"perplexity", "adapter_bytes", "trainable_fraction"}  # where a row has them
 
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:

@@ -70,7 +70,9 @@ def test_blocks_of_a_tokenizer_trained_on_train_alone():
     recipe = CausalLM()
     x, y = recipe.data("test")
     assert x.dtype == np.int64 and x.shape[1] == 128 and x is y
-    assert 900 < len(x) < 1200, "Persuasion: about 130,000 tokens"
+    assert 450 < len(x) < 600, "the second half of Persuasion: about 65,000 tokens"
+    adapt = recipe.adaptation_data()[0]
+    assert 450 < len(adapt) < 600 and not (set(map(bytes, adapt)) & set(map(bytes, x))), "the halves share no block"
     assert len(recipe.data("calib")[0]) == 377 and len(recipe.data("train")[0]) > 7000
     assert x.max() < recipe.vocab_size
     # the tokenizer is a function of the train split: trained again, the same vocabulary

@@ -137,7 +137,8 @@ def test_pairs_cover_every_applicable_combination():
 def test_task_specific_techniques_pair_only_with_their_task():
     full = registry.pairs(tier="full")
     assert ("minilm", "heads25") in full and ("resnet18", "heads25") not in full
-    assert registry.get_technique("heads50").tasks == ("text-classification",)
+    assert registry.get_technique("heads50").tasks == ("text-classification", "language-modeling")
+    assert ("gpt2", "full_ft") in full and ("minilm", "full_ft") not in full  # a classifier's is its fp32
     assert "heads25" in registry.list_techniques(framework="torch")
     assert "heads25" not in registry.list_techniques(framework="torch", task="image-classification")
 

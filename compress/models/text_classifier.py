@@ -159,21 +159,42 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
         torch.manual_seed(self.seed)
         return packed_module()(transformers.BertForSequenceClassification(self._config())).eval()
 
-    def train(self, label: str):
-        """The pretrained encoder with a new head, fine-tuned on ``train``; in eval mode."""
+    def pretrained(self):
+        """The pretrained encoder with a new classification head (seeded): where fine-tuning starts."""
         import torch
         import transformers
 
         from compress.models import minilm_assets
 
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        t0 = time.perf_counter()
         torch.manual_seed(self.seed)
         native = transformers.BertForSequenceClassification.from_pretrained(
             str(minilm_assets.model_dir()), config=self._config()
         )
-        model = packed_module()(native)
+        return packed_module()(native)
+
+    def train(self, label: str):
+        """The pretrained encoder with a new head, fine-tuned on ``train``; in eval mode."""
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        t0 = time.perf_counter()
+        model = self.pretrained()
         self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
                   label=f"fine-tune {label}")  # fmt: skip
         log.info("fine-tuned %s in %.0f s", label, time.perf_counter() - t0)
         return model.eval()
+
+    # -- adaptation (compress.techniques.adaptation) -------------------------------
+    # LoRA in place of the full fine-tune: from the pretrained encoder, on the same data for the same
+    # epochs, adapters on every Linear of the encoder (and the pooler) with the new head trained whole
+    # (it ships in the adapter). The fp32 model is the full fine-tune it is judged against.
+    lora_targets: ClassVar[tuple[str, ...]] = ("query", "key", "value", "dense")
+    lora_trained: ClassVar[tuple[str, ...]] = ("classifier",)
+
+    def adaptation_start(self, native):
+        """Where adaptation starts: the pretrained encoder and a new head, not the fine-tuned ``native``."""
+        return self.pretrained()
+
+    def adaptation_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``train`` snippets: what the full fine-tune trained on."""
+        return self.data("train")

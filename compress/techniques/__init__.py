@@ -7,6 +7,7 @@ frameworks a technique applies to are derived from the handlers that exist.
 
 from compress.registry import register_technique
 from compress.techniques import (  # noqa: F401  (register handlers)
+    adaptation,
     keras_channels,
     onnx_export,
     tflite,
@@ -17,6 +18,7 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     torch_prune,
     transformer_prune,
 )
+from compress.techniques.adaptation import AdaptationConfig
 from compress.techniques.channels import ChannelPruningConfig
 from compress.techniques.onnx_export import OnnxConfig
 from compress.techniques.pipeline import PipelineConfig
@@ -70,15 +72,29 @@ register_technique(
 )
 
 _TEXT = ("text-classification",)
+_TRANSFORMERS = (*_TEXT, "language-modeling")
 register_technique("heads25", TransformerPruningConfig("heads", 0.25),
                    "remove 25% of the attention heads of every layer (loss-gradient importance), fine-tune",
-                   tasks=_TEXT)  # fmt: skip
+                   tasks=_TRANSFORMERS)  # fmt: skip
 register_technique("heads50", TransformerPruningConfig("heads", 0.5),
                    "remove 50% of the attention heads of every layer (loss-gradient importance), fine-tune",
-                   tasks=_TEXT)  # fmt: skip
+                   tasks=_TRANSFORMERS)  # fmt: skip
 register_technique("ffn25", TransformerPruningConfig("ffn", 0.25),
                    "remove 25% of the FFN neurons of every layer (loss-gradient importance), fine-tune",
-                   tasks=_TEXT)  # fmt: skip
+                   tasks=_TRANSFORMERS)  # fmt: skip
 register_technique("ffn50", TransformerPruningConfig("ffn", 0.5),
                    "remove 50% of the FFN neurons of every layer (loss-gradient importance), fine-tune",
-                   tasks=_TEXT)  # fmt: skip
+                   tasks=_TRANSFORMERS)  # fmt: skip
+
+# Adaptation to new data (the recipe's adaptation_data, never its test split); LoRA's adapter is merged
+# after training, so the model that runs has the fp32 shape; what ships is the adapter (its bytes and
+# trainable parameters are extra metrics of the pair).
+# A classifier's full fine-tune is its fp32 model (full_ft applies to language models: they adapt).
+_LM = ("language-modeling",)
+register_technique("lora", AdaptationConfig("lora"),
+                   "LoRA adapters (peft, rank 8) trained on the adaptation data, then merged",
+                   tasks=(*_LM, *_TEXT))  # fmt: skip
+register_technique("lora_dynamic", PipelineConfig((AdaptationConfig("lora"), DynamicRangeConfig())),
+                   "LoRA adapted and merged, then dynamic int8 Linear layers", tasks=(*_LM, *_TEXT))  # fmt: skip
+register_technique("full_ft", AdaptationConfig("full", learning_rate=3e-4),
+                   "every parameter fine-tuned on the adaptation data, LoRA's steps: its comparison", tasks=_LM)  # fmt: skip

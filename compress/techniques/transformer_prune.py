@@ -11,13 +11,17 @@ layer the same shape class) and the speedup is real: the query, key and value
 projections lose the pruned heads' rows and the output projection their
 columns; the FFN's first Linear loses rows and its second columns.
 
-The encoder layers are found by structure, BERT's naming (``attention.self.{query,key,value}``,
-``attention.output.dense``, ``intermediate.dense``, ``output.dense``), which BERT,
-RoBERTa and XLM-RoBERTa share; a model without such layers is an error naming
-what was looked for. The pruned model is an ordinary module with smaller
-Linear layers: the weights cache stores it as arrays, and the recipe's
-shape-aware loading rebuilds it (BERT's attention infers its head count from
-the projection's width).
+The layers are found by structure (:data:`LAYOUTS`): BERT's naming
+(``attention.self.{query,key,value}``, ``attention.output.dense``, ``intermediate.dense``,
+``output.dense``), which BERT, RoBERTa and XLM-RoBERTa share, or GPT-2's blocks
+(``attn.c_attn``, whose rows are the query, key and value blocks, ``attn.c_proj``,
+``mlp.c_fc``, ``mlp.c_proj``, as ``nn.Linear``); a model with neither is an error
+naming what was looked for. The loss is the recipe's (``recipe.loss``: a language
+model's next-token loss) or cross-entropy on logits. The pruned model is an
+ordinary module with smaller Linear layers: the weights cache stores it as
+arrays, and the recipe's shape-aware loading rebuilds it (BERT's attention infers
+its head count from the projection's width; the GPT-2 recipe sets the width its
+attention splits by from the loaded ``c_attn``).
 """
 
 from __future__ import annotations
@@ -62,59 +66,144 @@ class TransformerPruningConfig(TechniqueConfig):
         check_range("fine_tune_epochs", self.fine_tune_epochs, 0.0, 20)
         check_range("learning_rate", self.learning_rate, 1e-7, 1.0)
 
+    def unsupported_by(self, recipe) -> str | None:
+        """A fraction that removes no head of a model with few (``recipe.heads`` per layer, where the
+        recipe names it): such a pair would be a fine-tune called pruning."""
+        heads = getattr(recipe, "heads", None)
+        if self.unit == "heads" and isinstance(heads, int) and int(heads * self.fraction) == 0:
+            return (f"removing {self.fraction:.0%} of {heads} attention heads per layer removes none "
+                    f"(at least {1 / heads:.0%} is one head)")
+        return None
 
-def encoder_layers(module) -> list:
-    """The BERT-style encoder layers of ``module``, in order.
+
+class _Bert:
+    """BERT's naming (BERT, RoBERTa, XLM-RoBERTa): separate query/key/value Linears."""
+
+    name = "BERT-style encoder layers (attention.self.query/key/value, attention.output.dense, intermediate.dense, output.dense)"
+
+    @staticmethod
+    def matches(sub) -> bool:
+        from torch import nn
+
+        att = getattr(sub, "attention", None)
+        if att is None or not hasattr(sub, "intermediate") or not hasattr(sub, "output"):
+            return False
+        sa = getattr(att, "self", None)
+        return all(isinstance(getattr(sa, n, None), nn.Linear) for n in ("query", "key", "value")) and \
+            isinstance(getattr(getattr(att, "output", None), "dense", None), nn.Linear)  # fmt: skip
+
+    @staticmethod
+    def head_size(layer) -> int:
+        return int(layer.attention.self.attention_head_size)
+
+    @classmethod
+    def units(cls, layer, unit: str) -> int:
+        if unit == "heads":
+            return layer.attention.self.query.out_features // cls.head_size(layer)
+        return layer.intermediate.dense.out_features
+
+    @staticmethod
+    def observed(layer, unit: str):
+        return layer.attention.output.dense if unit == "heads" else layer.output.dense
+
+    @staticmethod
+    def keep(layer, unit: str, idx) -> None:
+        if unit == "heads":
+            sa = layer.attention.self
+            sa.query, sa.key, sa.value = (_keep_rows(getattr(sa, n), idx) for n in ("query", "key", "value"))
+            layer.attention.output.dense = _keep_cols(layer.attention.output.dense, idx)
+            sa.num_attention_heads = len(idx) // _Bert.head_size(layer)
+            sa.all_head_size = len(idx)
+        else:
+            layer.intermediate.dense = _keep_rows(layer.intermediate.dense, idx)
+            layer.output.dense = _keep_cols(layer.output.dense, idx)
+
+
+class _GPT2:
+    """GPT-2's naming, its projections as ``nn.Linear`` (:func:`compress.models.causal_lm.linear_projections`):
+    one fused ``attn.c_attn`` (query, key and value blocks of rows), ``attn.c_proj``, ``mlp.c_fc``, ``mlp.c_proj``."""
+
+    name = "GPT-2 blocks (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj as nn.Linear)"
+
+    @staticmethod
+    def matches(sub) -> bool:
+        from torch import nn
+
+        attn, mlp = getattr(sub, "attn", None), getattr(sub, "mlp", None)
+        return all(isinstance(getattr(m, n, None), nn.Linear) for m, n in
+                   ((attn, "c_attn"), (attn, "c_proj"), (mlp, "c_fc"), (mlp, "c_proj")))  # fmt: skip
+
+    @staticmethod
+    def head_size(layer) -> int:
+        return int(layer.attn.head_dim)
+
+    @classmethod
+    def units(cls, layer, unit: str) -> int:
+        if unit == "heads":
+            return layer.attn.c_proj.in_features // cls.head_size(layer)
+        return layer.mlp.c_fc.out_features
+
+    @staticmethod
+    def observed(layer, unit: str):
+        return layer.attn.c_proj if unit == "heads" else layer.mlp.c_proj
+
+    @staticmethod
+    def keep(layer, unit: str, idx) -> None:
+        import torch
+
+        if unit == "heads":
+            attn = layer.attn
+            width = attn.c_proj.in_features  # rows of each of c_attn's query, key and value blocks
+            attn.c_attn = _keep_rows(attn.c_attn, torch.cat([idx, idx + width, idx + 2 * width]))
+            attn.c_proj = _keep_cols(attn.c_proj, idx)
+            attn.split_size = len(idx)  # GPT2Attention splits c_attn's output by it
+            attn.num_heads = len(idx) // attn.head_dim
+        else:
+            layer.mlp.c_fc = _keep_rows(layer.mlp.c_fc, idx)
+            layer.mlp.c_proj = _keep_cols(layer.mlp.c_proj, idx)
+
+
+LAYOUTS = (_Bert, _GPT2)
+
+
+def _layout(module):
+    """``(layout, layers)``: the first layout of :data:`LAYOUTS` with layers in ``module``.
 
     Raises:
         ValueError: none found (the message says what was looked for).
     """
-    from torch import nn
-
-    layers = []
-    for _, sub in module.named_modules():
-        att = getattr(sub, "attention", None)
-        if att is None or not hasattr(sub, "intermediate") or not hasattr(sub, "output"):
-            continue
-        sa = getattr(att, "self", None)
-        if all(isinstance(getattr(sa, n, None), nn.Linear) for n in ("query", "key", "value")) and \
-                isinstance(getattr(getattr(att, "output", None), "dense", None), nn.Linear):  # fmt: skip
-            layers.append(sub)
-    if not layers:
-        raise ValueError(
-            f"{type(module).__name__} has no BERT-style encoder layers (attention.self.query/key/value, "
-            "attention.output.dense, intermediate.dense, output.dense): structured transformer pruning "
-            "does not apply to it"
-        )
-    return layers
+    for layout in LAYOUTS:
+        layers = [sub for _, sub in module.named_modules() if layout.matches(sub)]
+        if layers:
+            return layout, layers
+    raise ValueError(
+        f"{type(module).__name__} has none of: {'; '.join(lay.name for lay in LAYOUTS)}: structured "
+        "transformer pruning does not apply to it"
+    )
 
 
-def _head_size(layer) -> int:
-    return int(layer.attention.self.attention_head_size)
+def encoder_layers(module) -> list:
+    """The transformer layers of ``module`` (BERT-style encoder layers or GPT-2 blocks), in order.
+
+    Raises:
+        ValueError: none found (the message says what was looked for).
+    """
+    return _layout(module)[1]
 
 
-def _units(layer, unit: str) -> int:
-    if unit == "heads":
-        return layer.attention.self.query.out_features // _head_size(layer)
-    return layer.intermediate.dense.out_features
-
-
-def _observed(layer, unit: str):
-    """The Linear whose INPUT is the units' activations: attention's output projection, the FFN's second."""
-    return layer.attention.output.dense if unit == "heads" else layer.output.dense
-
-
-def unit_importance(module, batches, unit: str) -> list[np.ndarray]:
+def unit_importance(module, batches, unit: str, loss=None) -> list[np.ndarray]:
     """Per layer, the importance of each unit (see the module docstring), from ``(x, y)`` batches.
 
-    ``module`` maps a batch ``x`` to logits; it is put in eval mode (no dropout) and its
-    parameters' gradients are left as they were (cleared).
+    ``module`` maps a batch ``x`` to outputs scored by ``loss(outputs, y)`` (default: cross-entropy
+    on logits); it is put in eval mode (no dropout) and its parameters' gradients are left as they
+    were (cleared).
     """
     import torch
     import torch.nn.functional as F
 
-    layers = encoder_layers(module)
-    scores = [np.zeros(_units(layer, unit)) for layer in layers]
+    loss = loss or F.cross_entropy
+    layout, layers = _layout(module)
+    scores = [np.zeros(layout.units(layer, unit)) for layer in layers]
     acts: dict[int, torch.Tensor] = {}
 
     def keep(i):
@@ -125,19 +214,18 @@ def unit_importance(module, batches, unit: str) -> list[np.ndarray]:
 
         return hook
 
-    handles = [_observed(layer, unit).register_forward_pre_hook(keep(i)) for i, layer in enumerate(layers)]
+    handles = [layout.observed(layer, unit).register_forward_pre_hook(keep(i)) for i, layer in enumerate(layers)]
     was_training = module.training
     module.eval()
     try:
         for xb, yb in batches:
             acts.clear()
-            loss = F.cross_entropy(module(torch.from_numpy(xb)), torch.from_numpy(yb))
-            loss.backward()
+            loss(module(torch.from_numpy(xb)), torch.from_numpy(yb)).backward()
             for i, layer in enumerate(layers):
                 a = acts[i]
                 g = (a.grad * a).detach()  # (batch, tokens, width)
                 if unit == "heads":
-                    g = g.reshape(*g.shape[:2], -1, _head_size(layer))  # (batch, tokens, heads, head size)
+                    g = g.reshape(*g.shape[:2], -1, layout.head_size(layer))  # (batch, tokens, heads, head size)
                     per_example = g.sum(dim=(1, 3))
                 else:
                     per_example = g.sum(dim=1)
@@ -172,19 +260,14 @@ def prune_units(module, unit: str, keep: list[np.ndarray]) -> None:
     """Keep only units ``keep[i]`` (sorted indices) of layer ``i`` of ``module``, in place."""
     import torch
 
-    for layer, kept in zip(encoder_layers(module), keep, strict=True):
+    layout, layers = _layout(module)
+    for layer, kept in zip(layers, keep, strict=True):
         if unit == "heads":
-            d = _head_size(layer)
+            d = layout.head_size(layer)
             idx = torch.from_numpy(np.concatenate([np.arange(h * d, (h + 1) * d) for h in kept]))
-            sa = layer.attention.self
-            sa.query, sa.key, sa.value = (_keep_rows(getattr(sa, n), idx) for n in ("query", "key", "value"))
-            layer.attention.output.dense = _keep_cols(layer.attention.output.dense, idx)
-            sa.num_attention_heads = len(kept)
-            sa.all_head_size = len(kept) * d
         else:
             idx = torch.from_numpy(np.asarray(kept, dtype=np.int64))
-            layer.intermediate.dense = _keep_rows(layer.intermediate.dense, idx)
-            layer.output.dense = _keep_cols(layer.output.dense, idx)
+        layout.keep(layer, unit, idx)
 
 
 def prune_transformer(model, config: TransformerPruningConfig):
@@ -200,7 +283,7 @@ def prune_transformer(model, config: TransformerPruningConfig):
     batches = [(x[i : i + bs], y[i : i + bs]) for i in range(0, min(len(x), bs * config.importance_batches), bs)]
     pruned = copy.deepcopy(model.native)
     with torch_threads():  # the scores, hence the choice, do not depend on the thread count
-        scores = unit_importance(pruned, batches, config.unit)
+        scores = unit_importance(pruned, batches, config.unit, getattr(recipe, "loss", None))
     keep = [kept_channels(s, config.fraction) for s in scores]
     prune_units(pruned, config.unit, keep)
     return pruned.eval(), [len(s) for s in scores], [len(k) for k in keep]
