@@ -41,7 +41,7 @@ from compress.registry import TechniqueConfig, check_range, register_handler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AdaptationConfig", "METHODS", "adaptable", "adapter_files"]
+__all__ = ["AdaptationConfig", "METHODS", "adaptable", "adapter_files", "parameter_counts"]
 
 METHODS = ("lora", "full")
 
@@ -89,9 +89,8 @@ class AdaptationConfig(TechniqueConfig):
         """Trainable parameters (whole and as a fraction of the wrapped model's) and, for LoRA,
         the adapter's bytes as ``save_pretrained`` writes them; ``model`` the trained model adapted."""
         work = adaptable(model.native, model.recipe, self)
-        trainable = sum(p.numel() for p in work.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in work.parameters())
-        out = {"trainable_parameters": int(trainable), "trainable_fraction": round(trainable / total, 6)}
+        trainable, total = parameter_counts(work)
+        out = {"trainable_parameters": trainable, "trainable_fraction": round(trainable / total, 6)}
         if self.method == "lora":
             out["adapter_bytes"] = sum(adapter_files(work).values())
         return out
@@ -113,6 +112,12 @@ def adaptable(native, recipe, config: AdaptationConfig):
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what ships (not the model card)
 
 
+def parameter_counts(module) -> tuple[int, int]:
+    """``(trainable, all)`` parameters of ``module`` (a LoRA-wrapped one counts its adapters in both)."""
+    params = list(module.parameters())
+    return int(sum(p.numel() for p in params if p.requires_grad)), int(sum(p.numel() for p in params))
+
+
 def adapter_files(peft_model) -> dict[str, int]:
     """``{file: bytes}`` of the adapter's :data:`ADAPTER_FILES` as ``save_pretrained`` writes them
     (to a temporary directory; the README model card it also writes is left out)."""
@@ -124,23 +129,22 @@ def adapter_files(peft_model) -> dict[str, int]:
         return {f: os.path.getsize(os.path.join(tmp, f)) for f in ADAPTER_FILES}
 
 
-def adapt(model, config: AdaptationConfig) -> tuple[object, int, int]:
-    """``(adapted module, trainable parameters, parameters)``: ``model.native`` trained on the
-    recipe's adaptation data, a LoRA adapter merged into its weights; in eval mode."""
+def adapt(model, config: AdaptationConfig):
+    """``model.native`` (or the recipe's ``adaptation_start``) trained on the recipe's adaptation
+    data, a LoRA adapter merged into its weights; in eval mode."""
     recipe = model.recipe
     if not hasattr(recipe, "adaptation_data"):
         raise ValueError(f"{type(recipe).__name__} has no adaptation_data(): {model.name} cannot be adapted")
     x, y = recipe.adaptation_data()
     work = adaptable(model.native, recipe, config)
-    trainable = sum(p.numel() for p in work.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in work.parameters())
+    trainable, total = parameter_counts(work)
     log.info("%s: %s adaptation of %d of %d parameters (%.2f%%) on %d examples", model.name, config.method,
              trainable, total, 100 * trainable / total, len(x))  # fmt: skip
     recipe._fit(work, x, y, epochs=config.epochs, learning_rate=config.learning_rate,
                 label=f"{config.method} {model.name}")  # fmt: skip
     if config.method == "lora":
         work = work.merge_and_unload()
-    return work.eval(), trainable, total
+    return work.eval()
 
 
 @register_handler(AdaptationConfig, "torch")
@@ -148,7 +152,6 @@ def adaptation(model, config: AdaptationConfig, ctx):
     """Transform: the adapted model (a LoRA adapter merged), cached on disk like a trained model."""
 
     def build() -> list[np.ndarray]:
-        adapted, _, _ = adapt(model, config)
-        return model.recipe.weights(adapted)
+        return model.recipe.weights(adapt(model, config))
 
     return ctx.derive(model, config, build, extra_versions=("peft",) if config.method == "lora" else ())
