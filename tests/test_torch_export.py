@@ -50,6 +50,10 @@ def test_onnx_config_validates_and_marks_its_reference():
     with pytest.raises(ValueError, match="calibration_size"):
         OnnxConfig("int8", calibration_size=0)
     assert [OnnxConfig(m).is_fp32_reference() for m in ("fp32", "dynamic", "int8")] == [True, False, False]
+    with pytest.raises(ValueError, match="calibration must be one of minmax, percentile"):
+        OnnxConfig("int8", calibration="entropy")
+    with pytest.raises(ValueError, match="op_types"):
+        OnnxConfig("int8", op_types="MatMul")  # a string, not a tuple of names
     assert OnnxConfig.stage == BFloat16Config.stage == "export"
     assert not BFloat16Config().is_fp32_reference()
 

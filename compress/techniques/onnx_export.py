@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["OnnxConfig", "export_onnx", "OPSET", "INPUT", "OUTPUT"]
 
 MODES = ("fp32", "dynamic", "int8")
+CALIBRATIONS = ("minmax", "percentile")
 OPSET = 17
 INPUT, OUTPUT = "input", "logits"
 
@@ -48,16 +49,29 @@ class OnnxConfig(TechniqueConfig):
             ``"int8"`` (static QDQ: per-channel int8 weights, uint8 activations).
         calibration_size: images of the ``calib`` split (its first N) that
             estimate activation ranges in ``"int8"`` mode (at most what the split holds).
+        op_types: ``"int8"`` mode: the operator types whose inputs are quantized
+            (empty: every type onnxruntime quantizes). A transformer's residual adds,
+            masks and softmax carry outliers that one uint8 range cannot hold:
+            ``("MatMul", "Gemm", "Gather")`` keeps them in float.
+        calibration: ``"int8"`` mode: how a range is taken from the calibration
+            activations: ``"minmax"`` or ``"percentile"`` (the 0.001-99.999 percentiles
+            of a histogram: an outlier no longer sets the scale).
     """
 
     stage = "export"
     mode: str = "fp32"
     calibration_size: int = 500
+    op_types: tuple[str, ...] = ()
+    calibration: str = "minmax"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         check_range("calibration_size", self.calibration_size, 1, MAX_CALIBRATION, integer=True)
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {self.calibration!r}")
+        if not isinstance(self.op_types, tuple) or not all(isinstance(t, str) and t for t in self.op_types):
+            raise ValueError(f"op_types must be a tuple of ONNX operator names; got {self.op_types!r}")
 
     def is_fp32_reference(self) -> bool:
         return self.mode == "fp32"
@@ -101,17 +115,20 @@ def _calibration_reader(calib: np.ndarray, batch_size: int = 50):
     return Reader()
 
 
-def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None) -> bytes:
+def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op_types: tuple[str, ...] = (),
+                  calibration: str = "minmax") -> bytes:  # fmt: skip
     """``data`` quantized by onnxruntime after ``quant_pre_process``.
 
     ``"dynamic"``: ``quantize_dynamic`` with int8 weights. ``"int8"``:
     ``quantize_static`` on ``calib``, QDQ, per-channel int8 weights, uint8
-    activations (u8s8: the fast combination on x86; s8s8 per-tensor was slower).
+    activations (u8s8: the fast combination on x86; s8s8 per-tensor was slower),
+    the inputs of ``op_types`` (empty: every type) with ranges by ``calibration``.
 
     Raises:
         ValueError: ``mode`` is not dynamic/int8, or int8 without ``calib``.
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)  # fmt: skip
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if mode not in ("dynamic", "int8"):
@@ -127,9 +144,13 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None) -> by
             # rounds most channels of a BatchNorm-folded depthwise conv to zero.
             quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True)
         else:
+            method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[calibration]
+            # the percentile calibrater stacks every batch's activations into one array: equal batches
+            batch = 50 if calibration == "minmax" else max(d for d in range(1, 51) if len(calib) % d == 0)
             quantize_static(
-                str(pre), str(out), _calibration_reader(calib), quant_format=QuantFormat.QDQ,
+                str(pre), str(out), _calibration_reader(calib, batch), quant_format=QuantFormat.QDQ,
                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(op_types) or None, calibrate_method=method,
             )  # fmt: skip
         return out.read_bytes()
 
@@ -142,5 +163,5 @@ def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
         calib = calibration_inputs(model.recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
         if calib is not None:
             log.info("onnx int8: calibrating %s on %d inputs of the calib split", model.name, len(calib))
-        data = quantize_onnx(data, config.mode, calib)
+        data = quantize_onnx(data, config.mode, calib, op_types=config.op_types, calibration=config.calibration)
     return Artefact(data, format="onnx", runtime="onnxruntime")
