@@ -6,12 +6,15 @@ at a stated confidence on the per-example outcomes: compress/stats.py), and,
 where a technique exists to be faster (channel pruning), ``latency_ratio``: its
 latency over the same runtime's fp32 export, both timed in alternating blocks in
 the same test (recorded for every compressed pair, bounded where the file says).
+A model served in batches (its recipe's ``throughput_batch``: the language models)
+also records each artefact's examples per second at that batch (``throughput``),
+where its runtime runs a batch as one call.
 """
 
 import pytest
 
 from compress import registry, thresholds
-from compress.latency import interleaved_ratio
+from compress.latency import interleaved_ratio, throughput
 
 
 def test_pair(benchmark, runner, bounds_table, record, pair_profile, model, technique):
@@ -31,6 +34,12 @@ def test_pair(benchmark, runner, bounds_table, record, pair_profile, model, tech
         metrics["latency_ratio"] = ratio
         metrics["latency_interleaved_ms"] = {technique: t * 1e3, reference: t_ref * 1e3}
     spec = registry.get_model(model)
+    batch = getattr(spec.recipe(), "throughput_batch", None)  # where a model is served in batches
+    if batch:
+        batch_fn = runner.throughput_fn(model, technique, batch)
+        if batch_fn is not None:
+            with pair_profile.phase("latency"):
+                metrics.update(throughput=throughput(batch_fn, batch), throughput_batch=batch)
     benchmark.extra_info.update(metrics)
     benchmark.extra_info.update(model=model, technique=technique, family=spec.family,
                                 reference=config.is_fp32_reference(), reference_technique=reference,

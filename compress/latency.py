@@ -19,6 +19,16 @@ def _block(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
+def throughput(fn: Callable[[], Any], batch: int, *, rounds: int = 5, budget_s: float = 1.0) -> float:
+    """Examples per second of ``fn`` (one call: one batch of ``batch`` examples): after one warm-up
+    call, the median of ``rounds`` blocks sized to about ``budget_s / rounds`` each."""
+    if rounds < 1 or batch < 1:
+        raise ValueError(f"rounds and batch must be >= 1, got {rounds} and {batch}")
+    per_call = max(_block(fn, 1), 1e-6)
+    calls = max(1, int(budget_s / rounds / per_call))
+    return batch / statistics.median(_block(fn, calls) for _ in range(rounds))
+
+
 def interleaved_ratio(fn: Callable[[], Any], reference: Callable[[], Any], *, rounds: int = 15,
                       budget_s: float = 1.0) -> tuple[float, float, float]:  # fmt: skip
     """``(median(fn) / median(reference), fn seconds, reference seconds)`` per call.

@@ -25,6 +25,7 @@ COLUMNS = (
     ("sparsity", "sparsity", "{:.3f}"),
     ("photo_agreement", "photos", "{:.2f}"),
     ("latency_ms", "p50 ms", "{:.3f}"),
+    ("throughput", "ex/s b32", "{:,.0f}"),
     ("latency_ratio", "vs own fp32", "{:.2f}x"),
     ("latency_ratio_best", "vs best fp32", "{:.2f}x"),
 )

@@ -565,6 +565,17 @@ class Runner:
         self._results[memo] = res
         return res
 
+    def throughput_fn(self, model: str, technique: str, batch: int) -> Callable[[], Any] | None:
+        """A function running one batch of ``batch`` real test examples through the pair's artefact,
+        loaded as for latency; None where its runtime does not batch (code compiled for batch 1)."""
+        config = pair_config(model, technique)
+        art = self.artefact(model, config)
+        loaded = self._load(model, config, art, self.bench_threads)
+        if not loaded.batches:
+            return None
+        x = np.ascontiguousarray(self.model(model).recipe.data("test")[0][:batch])
+        return lambda: loaded.predict(x, batch_size=batch)
+
     def latency_fn(self, model: str, technique: str, config: TechniqueConfig | None = None) -> Callable[[], Any]:
         """A function running one batch-1 inference of the pair's artefact on a real test image."""
         art = self.artefact(model, config or pair_config(model, technique))

@@ -219,10 +219,11 @@ MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
     ("perplexity", "perplexity"),
     ("retention", "retention"),
     ("latency_ms", "p50 ms"),
+    ("throughput", "examples/s at batch 32"),
     ("latency_ratio", "vs own fp32"),
     ("latency_ratio_best", "vs best fp32"),
 )
-OPTIONAL_COLUMNS = {"perplexity", "adapter_bytes", "trainable_fraction"}  # where a row has them
+OPTIONAL_COLUMNS = {"perplexity", "adapter_bytes", "trainable_fraction", "throughput"}  # where a row has them
 
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:

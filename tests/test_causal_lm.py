@@ -105,3 +105,34 @@ def test_a_trained_model_is_scored_by_perplexity_through_every_runtime(runner):
     onnx = runner.evaluate("tiny_lm", "onnx_fp32").metrics()  # the exported graph computes the same model
     assert onnx["perplexity"] == pytest.approx(m["perplexity"], rel=1e-4)
     assert math.isclose(onnx["retention"], 1.0, rel_tol=1e-4)
+    # served in batches: a batch of 32 real blocks is one call of each runtime that batches
+    from compress.runtimes.torch_inductor import LoadedInductor
+
+    assert runner.model("tiny_lm").recipe.throughput_batch == 32 and not LoadedInductor.batches
+    for technique in ("fp32", "onnx_fp32"):
+        assert runner.throughput_fn("tiny_lm", technique, 32)().shape == (32, 128, 4096)
+
+
+@needs_novels
+def test_static_onnx_int8_of_a_language_model_keeps_its_perplexity_with_the_transformer_settings(runner):
+    """Only MatMul, Gemm and Gather inputs, percentile ranges (the language models' OnnxConfig settings)
+    against every quantizable op with min-max ranges, which the residual adds and masks ruin."""
+    from compress.registry import pair_config
+
+    import onnx
+
+    def quantized_outputs_of(config) -> list[str]:
+        """The op types whose outputs the pair's artefact quantizes (QuantizeLinear inputs)."""
+        graph = onnx.load_from_string(runner.artefact("tiny_lm", config).data).graph
+        producer = {o: n.op_type for n in graph.node for o in n.output}
+        return [producer.get(n.input[0], "input") for n in graph.node if n.op_type == "QuantizeLinear"]
+
+    config = pair_config("tiny_lm", "onnx_int8")
+    assert config.op_types == ("MatMul", "Gemm", "Gather") and config.calibration == "percentile"
+    kept = runner.evaluate("tiny_lm", "onnx_int8").metrics()
+    assert kept["size_ratio"] < 0.4 and kept["retention"] > 0.98
+    # the residual stream (Add) and the attention mask (Where) stay float; with every quantizable op
+    # (the settings that collapsed GPT-2 to 244.9) they are quantized too
+    restricted, every_op = quantized_outputs_of(config), quantized_outputs_of(config.replace(op_types=()))
+    assert not {"Add", "Where"} & set(restricted) and {"Add", "Where"} <= set(every_op)
+    assert len(restricted) < len(every_op)

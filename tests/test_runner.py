@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from compress import thresholds
-from compress.latency import interleaved_ratio
+from compress.latency import interleaved_ratio, throughput
 from compress.runner import Runner, _describe_recipe
 
 
@@ -59,6 +59,13 @@ def test_interleaved_ratio_sees_a_twice_slower_function():
     assert 1.4 < ratio < 3.0 and slow > fast > 0
     with pytest.raises(ValueError, match="rounds"):
         interleaved_ratio(lambda: None, lambda: None, rounds=0)
+
+
+def test_throughput_counts_the_examples_of_a_batch_per_second():
+    rate = throughput(lambda: time.sleep(0.004), 32, rounds=3, budget_s=0.1)  # 32 examples per ~4 ms call
+    assert 2_000 < rate < 8_200
+    with pytest.raises(ValueError, match="batch"):
+        throughput(lambda: None, 0)
 
 
 def test_a_latency_bound_fails_when_not_measured_or_exceeded():

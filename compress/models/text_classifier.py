@@ -109,6 +109,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
     framework: str = field(default="torch", init=False)
     unsupported: ClassVar[dict] = UNSUPPORTED
     libraries: ClassVar[tuple[str, ...]] = ("transformers", "tokenizers")  # in the weights' cache key
+    throughput_batch: ClassVar[int] = 32  # served in batches: each export's examples/s at 32 is recorded
 
     # -- availability ------------------------------------------------------------
     def unavailable(self) -> str | None:

@@ -32,7 +32,13 @@ class Artefact:
 
 
 class LoadedArtefact(ABC):
-    """An artefact loaded in its runtime, ready to predict."""
+    """An artefact loaded in its runtime, ready to predict.
+
+    ``batches``: whether :meth:`predict` runs a batch as one call (False where the code
+    was compiled for batch 1 and a batch runs one example at a time).
+    """
+
+    batches: bool = True
 
     @abstractmethod
     def predict(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:

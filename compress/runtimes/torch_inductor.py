@@ -180,6 +180,7 @@ def _input_spec(program) -> tuple[tuple[int, ...], Any]:
 
 
 class LoadedInductor(LoadedArtefact):
+    batches = False  # compiled for batch 1: predict runs a batch one example at a time
     def __init__(self, compiled, module, num_threads: int, compile_seconds: float, device: str = "cpu"):
         self.compiled = compiled
         self.module = module  # the uncompiled graph: what the artefact stores
