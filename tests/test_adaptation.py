@@ -9,19 +9,14 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 from compress.cache import WeightsCache  # noqa: E402
-from compress.models.causal_lm import CausalLM, linear_projections, lm_module  # noqa: E402
+from compress.models.causal_lm import CausalLM  # noqa: E402
 from compress.registry import get_technique, list_techniques  # noqa: E402
 from compress.techniques.adaptation import AdaptationConfig, adaptable, adapter_files  # noqa: E402
 
 
 def _small_lm():
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2,
-                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False)  # fmt: skip
-    cfg._attn_implementation = "eager"
-    model = transformers.GPT2LMHeadModel(cfg)
-    linear_projections(model)
-    return lm_module()(model).eval()
+    """The GPT-2 recipe's own architecture at a toy size (Conv1D projections as nn.Linear, wrapped)."""
+    return CausalLM(vocab_size=50, block=16, layers=2, width=16, heads=2).build()
 
 
 def test_bad_configs_are_refused_naming_the_field():

@@ -232,4 +232,4 @@ class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFi
 
     def train(self, label: str):
         """A GPT-2 trained from scratch on the ``train`` blocks; in eval mode."""
-        return torch_common.train_from_scratch(self, label)
+        return torch_common.train_on_split(self, label)

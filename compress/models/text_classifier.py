@@ -16,8 +16,6 @@ not change a BERT's outputs (the mask excludes them).
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar
@@ -27,7 +25,6 @@ import numpy as np
 from compress.models import torch_common
 from compress.models.base import FirstImagesSplits
 
-log = logging.getLogger(__name__)
 
 UNSUPPORTED = {
     "ChannelPruningConfig": "channel pruning (torch-pruning) removes conv/linear channels of CNNs; a "
@@ -175,15 +172,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
 
     def train(self, label: str):
         """The pretrained encoder with a new head, fine-tuned on ``train``; in eval mode."""
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        t0 = time.perf_counter()
-        model = self.pretrained()
-        self._fit(model, *self.data("train"), epochs=self.epochs, learning_rate=self.learning_rate,
-                  label=f"fine-tune {label}")  # fmt: skip
-        log.info("fine-tuned %s in %.0f s", label, time.perf_counter() - t0)
-        return model.eval()
+        return torch_common.train_on_split(self, label, start=self.pretrained, verb="fine-tune")
 
     # -- adaptation (compress.techniques.adaptation) -------------------------------
     # LoRA in place of the full fine-tune: from the pretrained encoder, on the same data for the same

@@ -123,4 +123,4 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_co
 
     def train(self, label: str):
         """Build and train from scratch; returns the trained module in eval mode."""
-        return torch_common.train_from_scratch(self, label)
+        return torch_common.train_on_split(self, label)

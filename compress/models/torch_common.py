@@ -108,8 +108,10 @@ class TorchFit:
         return None
 
 
-def train_from_scratch(recipe, label: str):
-    """``recipe.build()`` trained on its ``train`` split (``recipe._fit``: :func:`fit`); in eval mode."""
+def train_on_split(recipe, label: str, start=None, verb: str = "train"):
+    """``start()`` (default ``recipe.build``: from scratch; a pretrained model to fine-tune) trained
+    on the recipe's ``train`` split for its ``epochs`` at its ``learning_rate`` (``recipe._fit``:
+    :func:`fit`); in eval mode. ``verb`` names the fit in progress and log lines."""
     import logging
     import time
 
@@ -117,10 +119,10 @@ def train_from_scratch(recipe, label: str):
 
     torch.use_deterministic_algorithms(True, warn_only=True)
     t0 = time.perf_counter()
-    model = recipe.build()
+    model = (start or recipe.build)()
     recipe._fit(model, *recipe.data("train"), epochs=recipe.epochs, learning_rate=recipe.learning_rate,
-                label=f"train {label}")  # fmt: skip
-    logging.getLogger(__name__).info("trained %s in %.0f s", label, time.perf_counter() - t0)
+                label=f"{verb} {label}")  # fmt: skip
+    logging.getLogger(__name__).info("%s %s in %.0f s", verb, label, time.perf_counter() - t0)
     return model.eval()
 
 
