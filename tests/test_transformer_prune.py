@@ -111,7 +111,7 @@ def test_pruning_the_heads_keeps_the_kept_heads_outputs():
 
 def test_a_cnn_is_refused_naming_what_was_looked_for():
     cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
-    with pytest.raises(ValueError, match="has none of: BERT-style encoder layers .*; GPT-2 blocks"):
+    with pytest.raises(ValueError, match="has none of: BERT-style encoder layers .*; DistilBERT blocks .*; GPT-2 blocks"):
         encoder_layers(cnn)
 
 

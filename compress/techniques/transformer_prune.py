@@ -13,14 +13,15 @@ columns; the FFN's first Linear loses rows and its second columns.
 
 The layers are found by structure (:data:`LAYOUTS`): BERT's naming
 (``attention.self.{query,key,value}``, ``attention.output.dense``, ``intermediate.dense``,
-``output.dense``), which BERT, RoBERTa and XLM-RoBERTa share, or GPT-2's blocks
+``output.dense``), which BERT, RoBERTa and XLM-RoBERTa share, DistilBERT's
+(``attention.{q,k,v,out}_lin``, ``ffn.lin1``, ``ffn.lin2``), or GPT-2's blocks
 (``attn.c_attn``, whose rows are the query, key and value blocks, ``attn.c_proj``,
 ``mlp.c_fc``, ``mlp.c_proj``, as ``nn.Linear``); a model with neither is an error
 naming what was looked for. The loss is the recipe's (``recipe.loss``: a language
 model's next-token loss) or cross-entropy on logits. The pruned model is an
 ordinary module with smaller Linear layers: the weights cache stores it as
-arrays, and the recipe's shape-aware loading rebuilds it (BERT's attention infers
-its head count from the projection's width; the GPT-2 recipe sets the width its
+arrays, and the recipe's shape-aware loading rebuilds it (BERT's and DistilBERT's
+attention infer their head count from the projection's width; the GPT-2 recipe sets the width its
 attention splits by from the loaded ``c_attn``).
 """
 
@@ -163,7 +164,47 @@ class _GPT2:
             layer.mlp.c_proj = _keep_cols(layer.mlp.c_proj, idx)
 
 
-LAYOUTS = (_Bert, _GPT2)
+class _DistilBert:
+    """DistilBERT's naming: ``attention.q_lin/k_lin/v_lin/out_lin``, ``ffn.lin1/lin2`` (its attention
+    reshapes by head size, so a narrower projection is fewer heads)."""
+
+    name = "DistilBERT blocks (attention.q_lin/k_lin/v_lin/out_lin, ffn.lin1/lin2)"
+
+    @staticmethod
+    def matches(sub) -> bool:
+        from torch import nn
+
+        att, ffn = getattr(sub, "attention", None), getattr(sub, "ffn", None)
+        return all(isinstance(getattr(m, n, None), nn.Linear) for m, n in
+                   ((att, "q_lin"), (att, "k_lin"), (att, "v_lin"), (att, "out_lin"), (ffn, "lin1"), (ffn, "lin2")))  # fmt: skip
+
+    @staticmethod
+    def head_size(layer) -> int:
+        return int(layer.attention.attention_head_size)
+
+    @classmethod
+    def units(cls, layer, unit: str) -> int:
+        if unit == "heads":
+            return layer.attention.q_lin.out_features // cls.head_size(layer)
+        return layer.ffn.lin1.out_features
+
+    @staticmethod
+    def observed(layer, unit: str):
+        return layer.attention.out_lin if unit == "heads" else layer.ffn.lin2
+
+    @staticmethod
+    def keep(layer, unit: str, idx) -> None:
+        if unit == "heads":
+            att = layer.attention
+            att.q_lin, att.k_lin, att.v_lin = (_keep_rows(getattr(att, n), idx) for n in ("q_lin", "k_lin", "v_lin"))
+            att.out_lin = _keep_cols(att.out_lin, idx)
+            att.n_heads = len(idx) // att.attention_head_size
+        else:
+            layer.ffn.lin1 = _keep_rows(layer.ffn.lin1, idx)
+            layer.ffn.lin2 = _keep_cols(layer.ffn.lin2, idx)
+
+
+LAYOUTS = (_Bert, _DistilBert, _GPT2)
 
 
 def _layout(module):
@@ -183,7 +224,7 @@ def _layout(module):
 
 
 def encoder_layers(module) -> list:
-    """The transformer layers of ``module`` (BERT-style encoder layers or GPT-2 blocks), in order.
+    """The transformer layers of ``module`` (BERT-style encoder layers, DistilBERT or GPT-2 blocks), in order.
 
     Raises:
         ValueError: none found (the message says what was looked for).
