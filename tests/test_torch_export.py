@@ -364,3 +364,32 @@ def test_int8_calibrates_on_the_fixed_thread_count_whatever_the_caller_set(tt, m
         torch.set_num_threads(before)
     assert seen and set(seen) == {TORCH_THREADS}
     assert arts[0] == arts[1]
+
+
+def test_int8_leaves_integer_tensors_alone_and_quantizes_the_float_ones():
+    """An add of integer tensors (XLM-RoBERTa's position ids) gets no observer; the Linear still runs int8."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchao")
+    from compress.techniques.torch_export import pt2e_int8_program
+
+    class Positions(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(40, 8)
+            self.lin = torch.nn.Linear(8, 2)
+
+        def forward(self, x):  # x: (N, 2, L) ids and mask, as the text models take them
+            ids, mask = x[:, 0], x[:, 1]
+            pos = torch.cumsum(mask, dim=1) * mask + 1  # integer arithmetic, as RoBERTa's position ids
+            return self.lin(self.emb(ids) + self.emb(pos)).mean(dim=1)
+
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.integers(2, 30, (16, 6)), np.ones((16, 6), dtype=np.int64)], axis=1).astype(np.int64)
+    module = Positions().eval()
+    program = pt2e_int8_program(module, x[:2], x)
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert any("quantize_per_tensor" in op for op in ops), "the float activations are quantized"
+    with torch.no_grad():
+        want = module(torch.from_numpy(x))
+        got = program.module()(torch.from_numpy(x))
+    assert got.shape == want.shape and torch.allclose(got, want, atol=0.05)

@@ -166,6 +166,42 @@ def _drop_unused_attributes(gm) -> None:
             delattr(gm.get_submodule(owner) if owner else gm, attr)
 
 
+def _is_float(node) -> bool:
+    """True unless ``node`` is known (its traced value) to be a tensor of another dtype than float."""
+    import torch
+
+    val = node.meta.get("val") if hasattr(node, "meta") else None
+    return not isinstance(val, torch.Tensor) or val.is_floating_point()
+
+
+def float_only(quantizer):
+    """``quantizer`` whose annotations leave integer tensors alone.
+
+    X86InductorQuantizer annotates ops by type: an ``add`` or ``mul`` of integer
+    tensors (XLM-RoBERTa computes its position ids from the mask so: a cumulative sum,
+    times the mask, plus the padding index) would get an int8 observer, and the
+    histogram observer fails on integers ("histogram_cpu" not implemented for 'Int').
+    Integer tensors are indices, not values to quantize: their edges are dropped
+    from every annotation. A network with float tensors only (every CNN here, MiniLM,
+    GPT-2) is annotated exactly as before.
+    """
+    annotate = quantizer.annotate
+
+    def float_annotate(model):
+        model = annotate(model)
+        for node in model.graph.nodes:
+            ann = node.meta.get("quantization_annotation")
+            if ann is None:
+                continue
+            ann.input_qspec_map = {n: q for n, q in ann.input_qspec_map.items() if _is_float(n)}
+            if ann.output_qspec is not None and not _is_float(node):
+                ann.output_qspec = None
+        return model
+
+    quantizer.annotate = float_annotate
+    return quantizer
+
+
 def pt2e_int8_program(module, example: np.ndarray, calib: np.ndarray, batch_size: int = 64):
     """Static int8 ExportedProgram of ``module`` by PT2E with X86InductorQuantizer's default config.
 
@@ -191,7 +227,7 @@ def pt2e_int8_program(module, example: np.ndarray, calib: np.ndarray, batch_size
     # module; non-strict export gives a reused module (resnet's ``relu``) one
     # partition with several outputs, which X86InductorQuantizer rejects.
     exported = torch.export.export(copy.deepcopy(module).eval(), args, dynamic_shapes=dims, strict=True)
-    quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    quantizer = float_only(xiq.X86InductorQuantizer()).set_global(xiq.get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(exported.module(), quantizer)
     with torch.no_grad(), torch_threads():  # observed ranges depend on the reduction order
         for i in range(0, len(calib), batch_size):
