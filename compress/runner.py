@@ -248,8 +248,9 @@ class Runner:
             # a recipe names the libraries beyond its framework's that shape its weights (a tokenizer)
             "versions": self._versions_for(spec.framework, tuple(getattr(recipe, "libraries", ()))),
         }
-        if hasattr(recipe, "source_digest"):  # weights read from a user's file
-            basis["source"] = recipe.source_digest()
+        source = recipe.source_digest() if hasattr(recipe, "source_digest") else None
+        if source is not None:  # weights read from a user's file, or a tokenizer made once and kept
+            basis["source"] = source
         if spec.framework == "torch":  # what torch training makes depends on it
             from compress.models.torch_common import TRAIN_THREADS
 
@@ -257,6 +258,9 @@ class Runner:
         port_of = getattr(recipe, "port_of", None)
         if port_of:  # a port to another framework of a registered model: reuses its weights
             basis["port_of"] = self._model_basis(port_of)[0]
+        teacher = getattr(recipe, "teacher", None)
+        if teacher:  # a student distilled from a registered model: trained against its outputs
+            basis["teacher"] = self._model_basis(teacher)[0]
         return recipe_key(basis), basis, recipe
 
     def is_cached(self, name: str) -> bool:
@@ -270,10 +274,15 @@ class Runner:
             spec = get_model(name)
             key, basis, recipe = self._model_basis(name)
             build = lambda: recipe.weights(recipe.train(name))  # noqa: E731
-            port_of = getattr(recipe, "port_of", None)
+            port_of, teacher = getattr(recipe, "port_of", None), getattr(recipe, "teacher", None)
             if port_of:
                 parent = self.model(port_of)
                 build = lambda: recipe.weights(recipe.port_from(parent.recipe, parent.native))  # noqa: E731
+            elif teacher:  # the teacher is loaded (or trained) only when the student must be trained
+
+                def build():
+                    parent = self.model(teacher)
+                    return recipe.weights(recipe.distill_from(parent.recipe, parent.native, name))
             weights, cached = self._cached(name, key, build, basis, "train")
             log.info("%s: %s weights %s", name, "cached" if cached else "trained", key)
             self._models[name] = self._materialize(name, spec.framework, recipe, key, weights)

@@ -6,7 +6,8 @@ gate runs every registered technique (or the same technique at another setting),
 every technique handler and every runtime at least once (MobileNetV2: Keras, LiteRT,
 tfmot, Keras channel pruning, one pair per technique less its other settings;
 ResNet18: torch, ONNX Runtime, torch pruning, one pair per handler; EfficientNet-Lite0: real pretrained weights;
-MiniLM: text, transformer structured pruning). ``tests/test_registry.py`` checks it.
+GPT-2: the language path, transformer structured pruning, LoRA). The ``pretrained`` tier needs a
+user's weights and data. ``tests/test_registry.py`` checks it.
 """
 
 from compress.models.keras_classifier import KerasImageClassifier
@@ -107,6 +108,47 @@ def minilm():
     from compress.models.text_classifier import TextClassifier
 
     return TextClassifier()
+
+
+# The paper's smaller language classifiers: no weights of theirs reach these machines (the hub tier
+# below loads the real checkpoints where the network does), so each runs as its real transformers
+# class at a reduced configuration, distilled by the suite from the fine-tuned MiniLM classifier on
+# the same train snippets (compress.models.distilled_text). Three starting points, one per model:
+# DistilBERT its own recipe (every other layer of the teacher), BERT-small the teacher's vocabulary
+# only, XLM-RoBERTa nothing of the teacher's (a tokenizer of its own). LoRA does not apply to a
+# student (no pretrained start of its own): skipped with that reason.
+_STUDENT_SETTINGS = {"MagnitudePruningConfig": {"learning_rate": 5e-5, "fine_tune_epochs": 1.0},
+                     "OnnxConfig": _TRANSFORMER_ONNX_INT8}  # fmt: skip
+_TEXT = dict(framework="torch", task="text-classification", dataset="rotten-tomatoes snippets (vadersentiment 3.3.2 sdist)")
+
+
+@register_model(settings=_STUDENT_SETTINGS, **_TEXT)
+def distilbert():
+    """DistilBERT (3 layers of MiniLM's width 384, 12 heads) from MiniLM's layers 0, 2, 4, distilled from the MiniLM classifier."""
+    from compress.models.distilled_text import DistilledTextClassifier
+
+    return DistilledTextClassifier(architecture="distilbert", layers=3, width=384, heads=12, ffn=1536,
+                                   init="teacher-layers", teacher_layers=(0, 2, 4), epochs=2, learning_rate=1e-4)  # fmt: skip
+
+
+@register_model(settings={**_STUDENT_SETTINGS, "MagnitudePruningConfig": {"learning_rate": 1e-4, "fine_tune_epochs": 1.0},
+                          "TransformerPruningConfig": {"learning_rate": 1e-4}}, **_TEXT)  # fmt: skip
+def bert_small():
+    """BERT-small's 4 layers at half its width (256, 4 heads), MiniLM's word embeddings by PCA, distilled from the MiniLM classifier."""
+    from compress.models.distilled_text import DistilledTextClassifier
+
+    return DistilledTextClassifier(architecture="bert", layers=4, width=256, heads=4, ffn=1024,
+                                   init="teacher-embeddings", epochs=3, learning_rate=5e-4, warmup_steps=50)  # fmt: skip
+
+
+@register_model(settings={**_STUDENT_SETTINGS, "MagnitudePruningConfig": {"learning_rate": 1e-4, "fine_tune_epochs": 1.0},
+                          "TransformerPruningConfig": {"learning_rate": 1e-4}}, **_TEXT)  # fmt: skip
+def xlm_roberta():
+    """XLM-RoBERTa (4 layers, 256 wide, 4 heads) with its own 8,000-piece unigram tokenizer, random init, distilled from the MiniLM classifier."""
+    from compress.models.distilled_text import DistilledTextClassifier
+
+    return DistilledTextClassifier(architecture="xlm-roberta", layers=4, width=256, heads=4, ffn=1024, init="random",
+                                   vocab_size=8000, epochs=5, learning_rate=2e-4, warmup_steps=50)  # fmt: skip
 
 
 # A causal language model: perplexity (lower is better) on a novel it never saw. Magnitude and

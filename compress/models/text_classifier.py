@@ -68,8 +68,12 @@ def _tokenized(base: str, split: str, max_length: int) -> tuple[np.ndarray, np.n
 def _tokenizer(base: str):
     from compress.models import minilm_assets
 
+    if base.startswith("unigram-") and base[len("unigram-"):].isdigit():  # a student's own (distilled_text)
+        from compress.models.distilled_text import unigram_tokenizer
+
+        return unigram_tokenizer(int(base[len("unigram-"):]))
     if base != "minilm":
-        raise ValueError(f"unknown text base {base!r}; valid: 'minilm'")
+        raise ValueError(f"unknown text tokenizer {base!r}; valid: 'minilm', 'unigram-<pieces>'")
     return minilm_assets.load_tokenizer()
 
 
