@@ -32,8 +32,9 @@ __all__ = [
 
 # gate: the merge gate, a subset of full (which pairs, declared where each model is
 # registered). full: every pair of the suite's own models (asv, scheduled runs).
-# unit: fast models for tests. pretrained: needs a user's weights and data.
-TIERS = ("gate", "full", "unit", "pretrained")
+# unit: fast models for tests. pretrained: needs a user's weights and data. hub: Hugging Face Hub
+# checkpoints and SST-2 (needs the network, or their files in the local caches).
+TIERS = ("gate", "full", "unit", "pretrained", "hub")
 
 
 class UnknownNameError(KeyError):

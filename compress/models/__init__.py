@@ -6,8 +6,8 @@ gate runs every registered technique (or the same technique at another setting),
 every technique handler and every runtime at least once (MobileNetV2: Keras, LiteRT,
 tfmot, Keras channel pruning, one pair per technique less its other settings;
 ResNet18: torch, ONNX Runtime, torch pruning, one pair per handler; EfficientNet-Lite0: real pretrained weights;
-GPT-2: the language path, transformer structured pruning, LoRA). The ``pretrained`` tier needs a
-user's weights and data. ``tests/test_registry.py`` checks it.
+GPT-2: the language path, transformer structured pruning, LoRA). ``pretrained=`` and ``hub`` tiers need a
+user's weights and data or the network. ``tests/test_registry.py`` checks it.
 """
 
 from compress.models.keras_classifier import KerasImageClassifier
@@ -149,6 +149,42 @@ def xlm_roberta():
 
     return DistilledTextClassifier(architecture="xlm-roberta", layers=4, width=256, heads=4, ffn=1024, init="random",
                                    vocab_size=8000, epochs=5, learning_rate=2e-4, warmup_steps=50)  # fmt: skip
+
+
+# The paper's language classifiers as published: real Hugging Face Hub checkpoints on GLUE SST-2
+# (compress/models/hub_text.py). Offline their pairs are skipped saying what to set: COMPRESS_BENCH_HUB=1
+# (transformers downloads into the Hugging Face cache) and COMPRESS_BENCH_SST2 (or
+# `python -m compress.data.sst2 fetch`). Tested offline on checkpoints saved locally in the same format.
+_HUB = dict(framework="torch", task="text-classification",
+            dataset="GLUE SST-2 (train.tsv less its last 1,000 rows; calib: those; test: dev.tsv)", tier="hub",
+            settings={"MagnitudePruningConfig": {"learning_rate": 5e-5, "fine_tune_epochs": 1.0},
+                      "AdaptationConfig": {"epochs": 1.0, "learning_rate": 5e-4},  # LoRA in place of the 1-epoch fine-tune
+                      "OnnxConfig": _TRANSFORMER_ONNX_INT8})  # fmt: skip
+
+
+@register_model(**_HUB)
+def distilbert_sst2():
+    """distilbert-base-uncased-finetuned-sst-2-english (Hugging Face Hub, ~67 M parameters) as it is: already fine-tuned on SST-2."""
+    from compress.models.hub_text import HubTextClassifier
+
+    return HubTextClassifier(checkpoint="distilbert-base-uncased-finetuned-sst-2-english", epochs=0)
+
+
+@register_model(**_HUB)
+def bert_small_sst2():
+    """prajjwal1/bert-small (Hugging Face Hub; 4 layers, 512 wide) fine-tuned 1 epoch on 8,000 SST-2 sentences."""
+    from compress.models.hub_text import HubTextClassifier
+
+    return HubTextClassifier(checkpoint="prajjwal1/bert-small", model_type="bert", epochs=1, train_size=8000)
+
+
+@register_model(**_HUB)
+def xlmr_sst2():
+    """xlm-roberta-base (Hugging Face Hub, ~278 M parameters) fine-tuned 1 epoch on 8,000 SST-2 sentences (2e-5, 25 warm-up steps)."""
+    from compress.models.hub_text import HubTextClassifier
+
+    return HubTextClassifier(checkpoint="xlm-roberta-base", epochs=1, train_size=8000,
+                             learning_rate=2e-5, warmup_steps=25)  # fmt: skip
 
 
 # A causal language model: perplexity (lower is better) on a novel it never saw. Magnitude and
