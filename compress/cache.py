@@ -158,6 +158,35 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_dir(final: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as the directory ``final``: readers see the whole
+    directory or none of it.
+
+    Each file goes through :func:`atomic_write_bytes` into a temporary directory beside
+    ``final`` (``.<name>.XXXXXXXX.tmpdir``), which is then renamed to ``final``; a ``final``
+    already there (incomplete or unverifiable leftovers) is moved out of the way first. Hold
+    the entry's lock (:func:`locked`) around it. On any failure the temporary directory is
+    removed and ``final`` is left as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmpdir"))
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(tmp / name, data)
+        os.chmod(tmp, 0o755)
+        _fsync_dir(tmp)
+        if final.exists():
+            trash = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmpdir"))
+            os.replace(final, trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def remove_stale_temporaries(
     directory: Path, older_than: float = STALE_TMP_SECONDS, targets: tuple[str, ...] | None = None
 ) -> list[Path]:

@@ -112,3 +112,23 @@ def test_the_entry_lock_file_sits_beside_the_entry(tmp_path):
     assert c.entry("m", "k") == tmp_path / "models" / "m-k"
     c.get_or_build("m", "k", weights, {})
     assert (tmp_path / "models" / "m-k.lock").is_file()
+
+
+def test_a_directory_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    from compress import cache
+    from compress.cache import atomic_write_dir
+
+    final = tmp_path / "entry" / "model"
+    atomic_write_dir(final, {"config.json": b"{}", "1_Pooling/config.json": b"[]"})
+    assert (final / "config.json").read_bytes() == b"{}" and (final / "1_Pooling/config.json").read_bytes() == b"[]"
+    atomic_write_dir(final, {"config.json": b"{1}"})  # leftovers replaced: only the new files
+    assert sorted(p.name for p in final.rglob("*")) == ["config.json"]
+
+    def fail(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", fail)
+    with pytest.raises(OSError):
+        atomic_write_dir(final, {"config.json": b"{2}"})
+    assert (final / "config.json").read_bytes() == b"{1}", "a failed write leaves the old directory"
+    assert [p.name for p in final.parent.iterdir()] == ["model"], "no temporary directory left behind"

@@ -61,7 +61,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -70,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.cache import _fsync_dir, atomic_write_bytes, cache_root, locked
+from compress.cache import atomic_write_dir, cache_root, locked
 from compress.data.fashion_mnist import ENV_OFFLINE, DataCorruptError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -279,26 +278,6 @@ def _extract(blob: bytes, origin: str) -> dict[str, bytes]:
     return out
 
 
-def _install(files: dict[str, bytes], final: Path) -> None:
-    """Write ``files`` into a temporary directory beside ``final``, then rename it to ``final``."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmpdir"))
-    try:
-        for name, data in files.items():
-            atomic_write_bytes(tmp / name, data)
-        os.chmod(tmp, 0o755)
-        _fsync_dir(tmp)
-        if final.exists():  # incomplete leftovers: out of the way first (we hold the lock)
-            trash = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmpdir"))
-            os.replace(final, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _complete(d: Path) -> bool:
     """Both files there with the official row counts."""
     if not _has_files(d):
@@ -341,7 +320,7 @@ def fetch_sst2(*, offline: bool | None = None, url: str = URL) -> Path:
                 blob = resp.read()
         except OSError as exc:  # URLError and timeouts are OSErrors
             raise DataNotFoundError(f"{HOW_TO_GET}\n(download of {url} failed: {exc})") from None
-        _install(_extract(blob, url), final)
+        atomic_write_dir(final, _extract(blob, url))
     return final
 
 

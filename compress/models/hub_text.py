@@ -150,11 +150,10 @@ def _hub_cache() -> str:
 
 @lru_cache(maxsize=512)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """:func:`compress.cache.sha256_file`, once per file while its size and mtime are unchanged."""
+    from compress.cache import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def directory_digest(directory: Path) -> str:

@@ -52,12 +52,11 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-from compress.cache import PipDownloadError, _fsync_dir, atomic_write_bytes, cache_root, locked, pip_download
+from compress.cache import PipDownloadError, atomic_write_bytes, atomic_write_dir, cache_root, locked, pip_download
 
 log = logging.getLogger(__name__)
 
@@ -224,26 +223,15 @@ def is_complete(directory: Path) -> bool:
 
 
 def _extract(zip_bytes: bytes, final: Path) -> None:
-    """Extract the files of :data:`FILES` into a temporary directory, verify, rename to ``final``."""
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmpdir"))
-    try:
-        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as z:
-            for name, (digest, size) in FILES.items():
-                data = z.read(name)
-                if len(data) != size or _sha256(data) != digest:
-                    raise AssetsCorruptError(f"model.zip member {name}: sha256 {_sha256(data)[:12]}..., expected {digest[:12]}...")
-                atomic_write_bytes(tmp / name, data)
-        os.chmod(tmp, 0o755)
-        _fsync_dir(tmp)
-        if final.exists():  # unverifiable leftovers: out of the way first (we hold the lock)
-            trash = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmpdir"))
-            os.replace(final, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    """Extract the files of :data:`FILES`, each verified, into ``final`` (:func:`compress.cache.atomic_write_dir`)."""
+    files = {}
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as z:
+        for name, (digest, size) in FILES.items():
+            data = z.read(name)
+            if len(data) != size or _sha256(data) != digest:
+                raise AssetsCorruptError(f"model.zip member {name}: sha256 {_sha256(data)[:12]}..., expected {digest[:12]}...")
+            files[name] = data
+    atomic_write_dir(final, files)
 
 
 def model_dir(*, fetch: bool = False) -> Path:
