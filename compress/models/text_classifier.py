@@ -132,8 +132,12 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
         return None
 
     # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) ----------
+    def tokenizer_name(self) -> str:
+        """What tokenizes the snippets (:func:`_tokenizer`): the base's own."""
+        return self.base
+
     def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-        x, y = _tokenized(self.base, split, self.max_length)
+        x, y = _tokenized(self.tokenizer_name(), split, self.max_length)
         return x[:limit], y[:limit]
 
     def _limit(self, split: str) -> int | None:
