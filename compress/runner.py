@@ -386,6 +386,7 @@ class Runner:
             "eval_threads": self._eval_threads(art),
             **({"device": self.device, "device_name": _device_name(self.device)} if self.device != "cpu" else {}),
             "eval_version": EVAL_VERSION,
+            **({"metric_version": metric_of(m.recipe).version} if metric_of(m.recipe).version != 1 else {}),
             "recipe": _describe_recipe(m.recipe),
             "cpu": machine_info()["cpu"],
             "cpu_flags": machine_info()["cpu_flags"],

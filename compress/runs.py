@@ -217,13 +217,15 @@ MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
     ("gzip_ratio", "gzip ratio"),
     ("accuracy", "top-1"),
     ("perplexity", "perplexity"),
+    ("psnr", "PSNR dB"),
+    ("ssim", "SSIM"),
     ("retention", "retention"),
     ("latency_ms", "p50 ms"),
     ("throughput", "examples/s at batch 32"),
     ("latency_ratio", "vs own fp32"),
     ("latency_ratio_best", "vs best fp32"),
 )
-OPTIONAL_COLUMNS = {"perplexity", "adapter_bytes", "trainable_fraction", "throughput"}  # where a row has them
+OPTIONAL_COLUMNS = {"accuracy", "perplexity", "psnr", "ssim", "adapter_bytes", "trainable_fraction", "throughput"}  # where a row has them
 
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:

@@ -234,6 +234,41 @@ def loss_retention_bound(compressed: object, fp32: object, *, confidence: float 
     return Estimate(math.exp(mean), math.exp(mean + z * se), d.size, confidence)
 
 
+def _scores(name: str, x: object) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1 or a.size < 2:
+        raise ValueError(f"{name}: expected a 1-d array of at least 2 per-example scores, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: per-example scores must be finite")
+    return a
+
+
+def mean_bound(scores: object, *, confidence: float = CONFIDENCE) -> Estimate:
+    """The mean of per-example scores where higher is better (a PSNR in dB per image) and its
+    one-sided upper bound, ``mean + z sd / sqrt(n)`` (normal approximation of the mean)."""
+    a = _scores("scores", scores)
+    z = NormalDist().inv_cdf(_check_confidence(confidence))
+    mean, se = float(a.mean()), float(a.std(ddof=1)) / math.sqrt(a.size)
+    return Estimate(mean, mean + z * se, a.size, confidence)
+
+
+def mean_retention_bound(compressed: object, fp32: object, *, confidence: float = CONFIDENCE) -> Estimate:
+    """Retention of a higher-is-better mean score, ``mean(compressed) / mean(fp32)``, and its
+    one-sided upper bound from the PAIRED per-example differences ``d = compressed - fp32``:
+    ``1 + (mean d + z sd(d) / sqrt(n)) / mean(fp32)`` (the fp32 mean taken as fixed: both are
+    scored on the same examples, so the noise of the ratio is the differences')."""
+    c, r = _scores("compressed", compressed), _scores("fp32", fp32)
+    if c.shape != r.shape:
+        raise ValueError(f"compressed and fp32 scores must cover the same examples: got {c.size} and {r.size}")
+    ref = float(r.mean())
+    if ref <= 0:
+        raise ValueError(f"the fp32 mean score is {ref!r}: a retention ratio needs a positive reference")
+    z = NormalDist().inv_cdf(_check_confidence(confidence))
+    d = c - r
+    mean, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size)
+    return Estimate(float(c.mean()) / ref, 1 + (mean + z * se) / ref, d.size, confidence)
+
+
 def detectable_drop(
     n: int, discordant_rate: float, accuracy: float, *, confidence: float = CONFIDENCE, power: float = 0.5
 ) -> float:

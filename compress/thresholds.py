@@ -57,12 +57,15 @@ METRICS = {
     "retention": "min",
     "accuracy": "min",
     "perplexity": "max",  # a language model's fp32 pair (lower is better; compress.metrics.perplexity)
+    "psnr": "min",  # a super-resolution model's fp32 pair (dB; compress.metrics.psnr)
+    # dB of PSNR over bicubic upscaling of the same tiles: a generator must beat the classical floor
+    "psnr_over_bicubic": "min",
     # batch-1 latency / the same runtime's fp32 latency, measured interleaved in one test
     "latency_ratio": "max",
 }
 # bounds judged by a one-sided CONFIDENCE bound of the metric, read from "<metric><suffix>": a min
 # bound by the upper bound (it fails only when even that is below it), a max bound by the lower one
-STATISTICAL = {"retention": "_upper", "accuracy": "_upper", "perplexity": "_lower"}
+STATISTICAL = {"retention": "_upper", "accuracy": "_upper", "perplexity": "_lower", "psnr": "_upper"}
 UPPER_SUFFIX = "_upper"
 # the largest value a bound (or its `last`) on the metric can meaningfully take
 _CEILING = {"accuracy": 1.0, "retention": 1.5}

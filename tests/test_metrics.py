@@ -10,11 +10,12 @@ from compress.metrics.perplexity import token_losses
 
 
 def test_metrics_are_registered_with_their_direction():
-    assert metrics.list_metrics() == ["accuracy", "perplexity"]
-    acc, ppl = metrics.get_metric("accuracy"), metrics.get_metric("perplexity")
+    assert metrics.list_metrics() == ["accuracy", "perplexity", "psnr"]
+    acc, ppl, psnr = (metrics.get_metric(n) for n in ("accuracy", "perplexity", "psnr"))
     assert (acc.higher_is_better, acc.bound_key, acc.kind) == (True, "accuracy_upper", "bools")
     assert (ppl.higher_is_better, ppl.bound_key, ppl.kind) == (False, "perplexity_lower", "floats")
-    with pytest.raises(ValueError, match="unknown task metric 'bleu'; registered: accuracy, perplexity"):
+    assert (psnr.higher_is_better, psnr.bound_key, psnr.kind) == (True, "psnr_upper", "floats")
+    with pytest.raises(ValueError, match="unknown task metric 'bleu'; registered: accuracy, perplexity, psnr"):
         metrics.get_metric("bleu")
 
 

@@ -129,6 +129,7 @@ class Quality:
     track_gzip_ratio = _track("gzip_ratio", "ratio (gzip bytes / fp32 gzip bytes)")
     track_accuracy = _track("accuracy", "top-1 on the model's test split")
     track_perplexity = _track("perplexity", "perplexity on the language model's held-out text")
+    track_psnr = _track("psnr", "dB, mean PSNR of a super-resolution model's upscaled test tiles")
     track_retention = _track("retention", "vs the fp32 artefact, above 1 better (top-1 ratio; fp32 perplexity / perplexity)")
     track_param_ratio = _track("param_ratio", "ratio (parameters / fp32 parameters)")
     track_cost_s = _track("cost_s", "seconds the suite spent on the pair in this run")

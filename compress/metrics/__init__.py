@@ -15,7 +15,8 @@ from them, the same way for every task:
   perplexity), with its one-sided upper bound: thresholds, reports, comparisons
   and asv read one retention whatever the task.
 
-One module per metric: :mod:`compress.metrics.accuracy`, :mod:`compress.metrics.perplexity`.
+One module per metric: :mod:`compress.metrics.accuracy`, :mod:`compress.metrics.perplexity`,
+:mod:`compress.metrics.psnr`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class TaskMetric(ABC):
     # examples per call of the artefact's predict (bounds the outputs held at once); None: the whole
     # split in one call, so the runtime batches it as it always has
     chunk: ClassVar[int | None] = None
+    # bump when this metric's scoring changes meaning: part of the stored results' key from 2 on
+    # (compress.results), so that no result scored the old way is reused
+    version: ClassVar[int] = 1
 
     @property
     def bound_key(self) -> str:
@@ -94,4 +98,4 @@ def metric_of(recipe: Any) -> TaskMetric:
 
 
 def _load() -> None:
-    from compress.metrics import accuracy, perplexity  # noqa: F401  (each registers itself once, on import)
+    from compress.metrics import accuracy, perplexity, psnr  # noqa: F401  (each registers itself once, on import)
