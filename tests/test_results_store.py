@@ -174,3 +174,19 @@ ResultStore(Path({str(tmp_path)!r})).put({BASIS!r}, {{"correct": pack_bools(np.o
     assert not store.path(BASIS).exists()
     store.put(BASIS, {"correct": pack_bools(np.ones(3, bool))})  # the next run stores afresh
     assert unpack_bools(store.get(BASIS)["correct"]).tolist() == [True] * 3
+
+
+def test_a_metric_whose_scoring_changed_is_measured_again(fresh_runner, monkeypatch):
+    """A metric's ``version`` (from 2 on) is part of the key: results scored the old way are not served."""
+    from compress.metrics.accuracy import TopOne
+
+    first = fresh_runner()
+    first.outcomes("tiny", Float32Config())
+    again = fresh_runner()
+    again.outcomes("tiny", Float32Config())
+    assert again.store.hits == 1 and again.store.misses == 0  # version 1: keys as they always were
+
+    monkeypatch.setattr(TopOne, "version", 2)
+    bumped = fresh_runner()
+    bumped.outcomes("tiny", Float32Config())
+    assert bumped.store.hits == 0 and bumped.store.misses == 1
