@@ -274,6 +274,20 @@ def locked(path: Path, *, what: str | None = None, timeout: float | None = None)
         lock.release()
 
 
+@contextlib.contextmanager
+def _download_folder(directory: Path, prefix: str) -> Iterator[Path]:
+    """A fresh temporary folder under ``directory`` for a registry client to write into, removed
+    after; folders of killed downloads (same ``prefix``) are removed first."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=prefix))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class PipDownloadError(RuntimeError):
     """``pip download`` failed or did not write the file asked for (the message carries pip's last lines)."""
 
@@ -289,13 +303,9 @@ def pip_download(options: list[str], requirement: str, filename: str, directory:
     Raises:
         PipDownloadError: pip could not run, failed, or wrote no ``filename``.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(".pip-download.*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".pip-download."))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--progress-bar", "off", *options, requirement, "-d", str(tmp)]  # fmt: skip
-    try:
+    with _download_folder(directory, ".pip-download.") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--progress-bar", "off", *options, requirement, "-d", str(tmp)]  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -306,8 +316,6 @@ def pip_download(options: list[str], requirement: str, filename: str, directory:
             missing = "" if got.is_file() or proc.returncode else f" without writing {filename}"
             raise PipDownloadError(f"pip download exited with {proc.returncode}{missing}: {tail}")
         return got.read_bytes()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class NpmPackError(RuntimeError):
@@ -329,13 +337,9 @@ def npm_pack(spec: str, filename: str, directory: Path, timeout: float) -> bytes
     npm = shutil.which("npm")
     if npm is None:
         raise NpmPackError("npm is not installed (Debian: `apt-get install npm`)")
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(".npm-pack.*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".npm-pack."))
-    cmd = [npm, "pack", spec, "--pack-destination", str(tmp), "--silent", "--no-fund", "--no-audit",
-           "--loglevel=error"]  # fmt: skip
-    try:
+    with _download_folder(directory, ".npm-pack.") as tmp:
+        cmd = [npm, "pack", spec, "--pack-destination", str(tmp), "--silent", "--no-fund", "--no-audit",
+               "--loglevel=error"]  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -346,8 +350,6 @@ def npm_pack(spec: str, filename: str, directory: Path, timeout: float) -> bytes
             missing = "" if got.is_file() or proc.returncode else f" without writing {filename}"
             raise NpmPackError(f"npm pack {spec} exited with {proc.returncode}{missing}: {'; '.join(lines[-3:])}")
         return got.read_bytes()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class WeightsCache:

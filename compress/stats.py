@@ -201,12 +201,13 @@ class LowerEstimate:
     confidence: float = CONFIDENCE
 
 
-def _losses(name: str, x: object) -> np.ndarray:
+def _values(name: str, x: object, what: str = "losses") -> np.ndarray:
+    """``x`` as a float64 1-d array of at least 2 finite per-example ``what`` (losses, scores)."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1 or a.size < 2:
-        raise ValueError(f"{name}: expected a 1-d array of at least 2 per-example losses, got shape {a.shape}")
+        raise ValueError(f"{name}: expected a 1-d array of at least 2 per-example {what}, got shape {a.shape}")
     if not np.isfinite(a).all():
-        raise ValueError(f"{name}: per-example losses must be finite")
+        raise ValueError(f"{name}: per-example {what} must be finite")
     return a
 
 
@@ -214,7 +215,7 @@ def perplexity_bound(losses: object, *, confidence: float = CONFIDENCE) -> Lower
     """Perplexity ``exp(mean loss)`` of per-example mean token losses (nats; examples of equal length)
     and its one-sided lower bound: ``exp(mean - z sd / sqrt(n))`` (normal approximation of the mean
     over examples, closed-form and deterministic; a test split holds about a thousand examples)."""
-    a = _losses("losses", losses)
+    a = _values("losses", losses)
     z = NormalDist().inv_cdf(_check_confidence(confidence))
     mean, se = float(a.mean()), float(a.std(ddof=1)) / math.sqrt(a.size)
     return LowerEstimate(math.exp(mean), math.exp(mean - z * se), a.size, confidence)
@@ -225,7 +226,7 @@ def loss_retention_bound(compressed: object, fp32: object, *, confidence: float 
     (``exp(mean(fp32 loss - compressed loss))``: above 1 is better, as for top-1), and its
     one-sided upper bound from the PAIRED per-example differences: ``exp(mean d + z sd(d) / sqrt(n))``.
     Both artefacts are scored on the same examples, so only the differences carry noise."""
-    c, r = _losses("compressed", compressed), _losses("fp32", fp32)
+    c, r = _values("compressed", compressed), _values("fp32", fp32)
     if c.shape != r.shape:
         raise ValueError(f"compressed and fp32 losses must cover the same examples: got {c.size} and {r.size}")
     z = NormalDist().inv_cdf(_check_confidence(confidence))
@@ -234,19 +235,10 @@ def loss_retention_bound(compressed: object, fp32: object, *, confidence: float 
     return Estimate(math.exp(mean), math.exp(mean + z * se), d.size, confidence)
 
 
-def _scores(name: str, x: object) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1 or a.size < 2:
-        raise ValueError(f"{name}: expected a 1-d array of at least 2 per-example scores, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: per-example scores must be finite")
-    return a
-
-
 def mean_bound(scores: object, *, confidence: float = CONFIDENCE) -> Estimate:
     """The mean of per-example scores where higher is better (a PSNR in dB per image) and its
     one-sided upper bound, ``mean + z sd / sqrt(n)`` (normal approximation of the mean)."""
-    a = _scores("scores", scores)
+    a = _values("scores", scores, "scores")
     z = NormalDist().inv_cdf(_check_confidence(confidence))
     mean, se = float(a.mean()), float(a.std(ddof=1)) / math.sqrt(a.size)
     return Estimate(mean, mean + z * se, a.size, confidence)
@@ -257,7 +249,7 @@ def mean_retention_bound(compressed: object, fp32: object, *, confidence: float 
     one-sided upper bound from the PAIRED per-example differences ``d = compressed - fp32``:
     ``1 + (mean d + z sd(d) / sqrt(n)) / mean(fp32)`` (the fp32 mean taken as fixed: both are
     scored on the same examples, so the noise of the ratio is the differences')."""
-    c, r = _scores("compressed", compressed), _scores("fp32", fp32)
+    c, r = _values("compressed", compressed, "scores"), _values("fp32", fp32, "scores")
     if c.shape != r.shape:
         raise ValueError(f"compressed and fp32 scores must cover the same examples: got {c.size} and {r.size}")
     ref = float(r.mean())
