@@ -270,7 +270,7 @@ def esrgan_x8():
 # Image-to-image translation: a CycleGAN trained by the suite on two Fashion-MNIST classes, unpaired
 # (compress/models/cycle_gan.py); the A -> B generator ships. Task metric: a fixed judge classifier's
 # top-1 on the translations. Magnitude pruning's recovery fine-tune distils from the dense generator.
-# Full tier only: its training (335 s) and its judge's (174 s) would add 8.5 min to a cold gate, and
+# Full tier only: its training (335 s) and its judge's with the first evaluation (174 s) would add 8.5 min to a cold gate, and
 # every handler it runs is in the gate already (ResNet18's torch, Inductor and ONNX Runtime pairs).
 @register_model(framework="torch", task="image-to-image translation",
                 dataset="fashion-mnist (A: sneakers, B: ankle boots; test: the 1,000 test sneakers)",
