@@ -341,8 +341,9 @@ def load_sentiment(*, fetch: bool = False) -> SentimentData:
     return _load(path, st.st_size, st.st_mtime_ns)
 
 
-def stats(ds: SentimentData) -> list[tuple[str, int, int, int]]:
-    """``(split, count, positive, negative)`` per split, then ``all``."""
+def stats(ds) -> list[tuple[str, int, int, int]]:
+    """``(split, count, positive, negative)`` per split (``train``, ``calib``, ``test``), then ``all``:
+    of this data set or of another with the same splits and binary labels (SST-2)."""
     rows = [(n, len(s), int(s.labels.sum()), int(len(s) - s.labels.sum())) for n, s in
             ((n, getattr(ds, n)) for n in SPLITS)]  # fmt: skip
     rows.append(("all", *(sum(r[k] for r in rows) for k in (1, 2, 3))))
@@ -366,9 +367,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"source {ds.source}\ndigest {ds.digest}")
+    print_stats(ds)
+    return 0
+
+
+def print_stats(ds) -> None:
+    """:func:`stats` of a labelled text data set (this one, SST-2), a line per split."""
     for name, count, pos, neg in stats(ds):
         print(f"{name:6s} {count:6d} positive {pos:5d} negative {neg:5d} ({100 * pos / count:.1f} % positive)")
-    return 0
 
 
 if __name__ == "__main__":

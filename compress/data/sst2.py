@@ -324,14 +324,6 @@ def fetch_sst2(*, offline: bool | None = None, url: str = URL) -> Path:
     return final
 
 
-def stats(ds: SST2Data) -> list[tuple[str, int, int, int]]:
-    """``(split, count, positive, negative)`` per split, then ``all``."""
-    rows = [(n, len(s), int(s.labels.sum()), int(len(s) - s.labels.sum())) for n, s in
-            ((n, getattr(ds, n)) for n in SPLITS)]  # fmt: skip
-    rows.append(("all", *(sum(r[k] for r in rows) for k in (1, 2, 3))))
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -349,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"source {ds.source}{'' if ds.official else ' (not the official row counts)'}\ndigest {ds.digest}")
-    for name, count, pos, neg in stats(ds):
-        print(f"{name:6s} {count:6d} positive {pos:5d} negative {neg:5d} ({100 * pos / count:.1f} % positive)")
+    from compress.data.sentiment import print_stats
+
+    print_stats(ds)
     return 0
 
 
