@@ -38,8 +38,7 @@ from compress.registry import (
     pair_config,
 )
 from compress.metrics import metric_of
-from compress.results import (EVAL_VERSION, ResultStore, digest_arrays, digest_bytes, pack_bools, pack_floats,
-                              unpack_bools, unpack_floats)
+from compress.results import EVAL_VERSION, ResultStore, digest_arrays, digest_bytes
 from compress.runtimes.base import Artefact, get_runtime
 from compress.techniques.pruning import sparsity
 from compress.techniques.quantization import Float32Config
@@ -50,7 +49,8 @@ log = logging.getLogger(__name__)
 RECIPE_VERSION = 1
 ENV_THREADS = "COMPRESS_BENCH_THREADS"
 ENV_DEVICE = "COMPRESS_BENCH_DEVICE"
-_FRAMEWORK_LIBS = {"keras": ("numpy", "tensorflow", "tf-keras"), "torch": ("numpy", "torch", "torchvision")}
+_FRAMEWORK_LIBS = {"keras": ("numpy", "tensorflow", "tf-keras"), "torch": ("numpy", "torch", "torchvision"),
+                   "ultralytics": ("numpy", "torch", "torchvision", "ultralytics")}
 
 
 def default_eval_threads() -> int:
@@ -251,7 +251,7 @@ class Runner:
         source = recipe.source_digest() if hasattr(recipe, "source_digest") else None
         if source is not None:  # weights read from a user's file, or a tokenizer made once and kept
             basis["source"] = source
-        if spec.framework == "torch":  # what torch training makes depends on it
+        if spec.framework in ("torch", "ultralytics"):  # what torch training makes depends on it
             from compress.models.torch_common import TRAIN_THREADS
 
             basis["train_threads"] = TRAIN_THREADS
@@ -413,7 +413,7 @@ class Runner:
         if memo not in self._outcomes:
             recipe = self.model(model).recipe
             metric = metric_of(recipe)
-            key = "correct" if metric.kind == "bools" else "losses"
+            key = metric.store_key
 
             def compute() -> dict:
                 x, y = recipe.data("test")
@@ -423,17 +423,17 @@ class Runner:
                                       for i in range(0, len(x), step)])  # fmt: skip
                 log.info("%s %s: %s on %d test examples (%.1f s)", model, type(config).__name__,
                          metric.describe(metric.value(out)[0]), len(y), time.perf_counter() - t0)  # fmt: skip
-                return {key: pack_bools(out) if metric.kind == "bools" else pack_floats(out)}
+                return {key: metric.pack(out)}
 
             payload = self._measure(f"{model} {type(config).__name__}", self._store_basis(model, config, "outcomes"),
                                     compute, required=(key,))  # fmt: skip
-            self._outcomes[memo] = (unpack_bools if metric.kind == "bools" else unpack_floats)(payload[key])
+            self._outcomes[memo] = metric.unpack(payload[key])
         return self._outcomes[memo]
 
     def score(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
         """``(value of the model's task metric, examples)`` of the artefact on the whole test split."""
-        out = self.outcomes(model, config)
-        return metric_of(self.model(model).recipe).value(out)[0], len(out)
+        out, metric = self.outcomes(model, config), metric_of(self.model(model).recipe)
+        return metric.value(out)[0], metric.examples(out)
 
     def loaded(self, model: str, config: TechniqueConfig):
         """The pair's artefact loaded in its runtime for evaluation (memoized; see :meth:`_eval_threads`)."""
@@ -561,7 +561,7 @@ class Runner:
             metric=metric.name,
             score=score,
             baseline_score=metric.value(ref_out)[0],
-            eval_images=len(out),
+            eval_images=metric.examples(out),
             score_bound=score_bound,
             retention=retention,
             retention_upper=retention_upper,

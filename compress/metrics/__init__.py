@@ -16,7 +16,7 @@ from them, the same way for every task:
   and asv read one retention whatever the task.
 
 One module per metric: :mod:`compress.metrics.accuracy`, :mod:`compress.metrics.perplexity`,
-:mod:`compress.metrics.psnr`.
+:mod:`compress.metrics.psnr`, :mod:`compress.metrics.detection`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class TaskMetric(ABC):
     name: ClassVar[str]  # the results key: "accuracy", "perplexity"
     label: ClassVar[str]  # a table's column: "top-1", "perplexity"
     higher_is_better: ClassVar[bool]
-    kind: ClassVar[str]  # how per-example outcomes are stored: "bools" or "floats"
+    # how per-example outcomes are stored: "bools" (one per example), "floats" (one per example) or
+    # "rows" (a 2-D float array, several rows an example: see :meth:`examples`)
+    kind: ClassVar[str]
     # examples per call of the artefact's predict (bounds the outputs held at once); None: the whole
     # split in one call, so the runtime batches it as it always has
     chunk: ClassVar[int | None] = None
@@ -64,6 +66,27 @@ class TaskMetric(ABC):
 
     def describe(self, value: float) -> str:
         return f"{self.label} {value:.4f}"
+
+    def examples(self, outcomes: np.ndarray) -> int:
+        """How many test examples ``outcomes`` hold (one per entry, unless a metric's rows say otherwise)."""
+        return len(outcomes)
+
+    @property
+    def store_key(self) -> str:
+        """The result store's name for the outcomes (kept from the first stored results)."""
+        return {"bools": "correct", "floats": "losses"}.get(self.kind, self.kind)
+
+    def pack(self, outcomes: np.ndarray) -> dict:
+        """``outcomes`` as JSON for the result store (exact; see :mod:`compress.results`)."""
+        from compress.results import pack_bools, pack_floats
+
+        return pack_bools(outcomes) if self.kind == "bools" else pack_floats(outcomes)
+
+    def unpack(self, stored: dict) -> np.ndarray:
+        """The outcomes :meth:`pack` stored; raises ValueError when they are truncated or malformed."""
+        from compress.results import unpack_bools, unpack_floats
+
+        return unpack_bools(stored) if self.kind == "bools" else unpack_floats(stored)
 
 
 _METRICS: dict[str, TaskMetric] = {}
@@ -98,4 +121,4 @@ def metric_of(recipe: Any) -> TaskMetric:
 
 
 def _load() -> None:
-    from compress.metrics import accuracy, perplexity, psnr  # noqa: F401  (each registers itself once, on import)
+    from compress.metrics import accuracy, detection, perplexity, psnr  # noqa: F401  (each registers itself once, on import)
