@@ -34,6 +34,12 @@ class LoadedTFLite(LoadedArtefact):
         self._make = lambda: Interpreter(model_content=data, num_threads=num_threads)
         self._batch_interp = None
         self._batch = 0
+        # a graph traced at a fixed batch (litert-torch: ultralytics' LiteRT export) takes that batch only:
+        # resizing its input leaves the rest of the graph at the traced shapes, so it runs at it
+        probe = self._make()
+        signature = probe.get_input_details()[0]["shape_signature"]
+        self._fixed_batch = int(signature[0]) if len(signature) and signature[0] > 0 else None
+        self.batches = self._fixed_batch is None
 
     # Quantized models take and give integers; the caller always sees floats.
     @staticmethod
@@ -59,7 +65,7 @@ class LoadedTFLite(LoadedArtefact):
         return self._batch_interp
 
     def predict(self, x: np.ndarray, batch_size: int = 250) -> np.ndarray:
-        batch_size = min(batch_size, len(x))
+        batch_size = self._fixed_batch or min(batch_size, len(x))
         interp = self._interpreter(batch_size, x.shape[1:])
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
         outs = []
