@@ -116,7 +116,7 @@ def _calibration_reader(calib: np.ndarray, batch_size: int = 50):
 
 
 def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op_types: tuple[str, ...] = (),
-                  calibration: str = "minmax") -> bytes:  # fmt: skip
+                  calibration: str = "minmax", symbolic_shapes: bool = True) -> bytes:  # fmt: skip
     """``data`` quantized by onnxruntime after ``quant_pre_process``.
 
     ``"dynamic"``: ``quantize_dynamic`` with int8 weights. ``"int8"``:
@@ -138,7 +138,7 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op
     with tempfile.TemporaryDirectory() as d:
         src, pre, out = Path(d, "model.onnx"), Path(d, "pre.onnx"), Path(d, "quant.onnx")
         src.write_bytes(data)
-        quant_pre_process(str(src), str(pre))
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=not symbolic_shapes)
         if mode == "dynamic":
             # per-channel: one scale per output channel. A single per-tensor scale
             # rounds most channels of a BatchNorm-folded depthwise conv to zero.

@@ -121,7 +121,14 @@ def channel_pruner(module, fraction: float, example_inputs, *, round_to: int = R
     )
 
 
-def prune_channels(module, fraction: float, example_inputs, *, round_to: int = ROUND_TO):
+def _shapes(out) -> tuple:
+    """The shapes of every tensor in ``out`` (a tensor, or nested tuples and lists of them)."""
+    if isinstance(out, (tuple, list)):
+        return tuple(s for o in out for s in _shapes(o))
+    return (tuple(out.shape),) if hasattr(out, "shape") else ()
+
+
+def prune_channels(module, fraction: float, example_inputs, *, round_to: int = ROUND_TO, keep=None):
     """A copy of ``module`` with the least important ``fraction`` of each group's channels removed.
 
     ``module`` itself is not modified. The copy is in eval mode.
@@ -131,22 +138,26 @@ def prune_channels(module, fraction: float, example_inputs, *, round_to: int = R
         fraction: share of channels removed from every group, in (0, 1).
         example_inputs: a batch of model inputs (a tensor), used for tracing.
         round_to: kept channels are rounded down to a multiple of this (1: no rounding).
+        keep: a function of the copy returning the modules whose outputs keep their width
+            (default: :func:`output_layers`).
 
     Raises:
         ValueError: ``fraction`` or ``round_to`` out of range; no output layer found.
-        RuntimeError: pruning changed the output shape.
+        RuntimeError: pruning changed the shape of an output.
     """
     import torch
 
     pruned = copy.deepcopy(module).eval()
-    with torch.inference_mode():
-        before = pruned(example_inputs).shape
-    channel_pruner(pruned, fraction, example_inputs, round_to=round_to).step()
+    # no_grad, not inference mode: a module that caches tensors (a detection head's anchors) is traced next
+    with torch.no_grad():
+        before = _shapes(pruned(example_inputs))
+    ignored = keep(pruned) if keep is not None else None
+    channel_pruner(pruned, fraction, example_inputs, round_to=round_to, ignored_layers=ignored).step()
     pruned.eval()
-    with torch.inference_mode():
-        after = pruned(example_inputs).shape
+    with torch.no_grad():
+        after = _shapes(pruned(example_inputs))
     if before != after:
-        raise RuntimeError(f"channel pruning changed the output shape from {tuple(before)} to {tuple(after)}")
+        raise RuntimeError(f"channel pruning changed the output shapes from {before} to {after}")
     return pruned
 
 
