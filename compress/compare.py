@@ -42,6 +42,7 @@ NOTABLE_RETENTION = 0.002  # reported as better / worse beyond this absolute cha
 NOTABLE_SIZE = 0.005  # size ratio, absolute
 NOTABLE_PERPLEXITY = 0.5  # a language model's fp32 perplexity, absolute (its compressed pairs: retention)
 NOTABLE_PSNR = 0.1  # dB: a super-resolution model's fp32 PSNR, absolute (its compressed pairs: retention)
+NOTABLE_MAP = 0.005  # a detector's fp32 mAP50-95, absolute (its compressed pairs: retention)
 
 
 @dataclass
@@ -130,6 +131,7 @@ def compare(baseline: list[dict], current: list[dict], table: dict, *, factor: f
                                                   ("accuracy", NOTABLE_RETENTION, True),
                                                   ("perplexity", NOTABLE_PERPLEXITY, False),
                                                   ("psnr", NOTABLE_PSNR, True),
+                                                  ("map50_95", NOTABLE_MAP, True),
                                                   ("size_ratio", NOTABLE_SIZE, False)):  # fmt: skip
             x, y = b.get(metric), c.get(metric)
             if x is None or y is None or abs(y - x) < notable:

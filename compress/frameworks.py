@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 
-__all__ = ["preload", "tensorflow", "has", "versions"]
+__all__ = ["preload", "tensorflow", "ultralytics", "has", "versions"]
 
 
 def has(module: str) -> bool:
@@ -65,6 +65,37 @@ def tensorflow():
     return tf
 
 
+def ultralytics():
+    """Return the ``ultralytics`` module, imported in the safe order with the suite's settings.
+
+    Its settings file lives in the suite's cache (``$YOLO_CONFIG_DIR``, unless already set),
+    not in the user's home; ``YOLO_OFFLINE`` keeps it from reaching for the network (it
+    would try to download fonts and check for updates); ``YOLO_VERBOSE=False`` silences its
+    progress bars and per-run banners (the suite logs each epoch with the time left); its
+    dataset check's font download is skipped (below).
+    """
+    from compress.cache import cache_root
+
+    preload()
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_root() / "ultralytics"))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    import ultralytics as ul
+    import ultralytics.data.utils as data_utils
+
+    # Its dataset check fetches a plotting font (Arial) from ultralytics.com when it is not in its
+    # settings folder; the suite never plots (plots=False everywhere), so that look-up is skipped and
+    # no run reaches for the network.
+    if getattr(data_utils.check_font, "__module__", "") != __name__:
+        data_utils.check_font = _no_font
+    return ul
+
+
+def _no_font(font: str = "", progress: bool = False) -> None:
+    """Stands in for ultralytics' ``check_font`` (see :func:`ultralytics`): nothing to fetch."""
+    return None
+
+
 def versions() -> dict[str, str]:
     """Versions of the libraries that shape results (only those installed)."""
     from importlib import metadata
@@ -87,6 +118,9 @@ def versions() -> dict[str, str]:
         "transformers",
         "tokenizers",
         "peft",
+        "ultralytics",
+        "litert-torch",
+        "ai-edge-quantizer",
     ):
         try:
             out[dist] = metadata.version(dist)

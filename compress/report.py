@@ -22,6 +22,8 @@ COLUMNS = (
     ("accuracy", "top-1", "{:.4f}"),
     ("perplexity", "perplexity", "{:.2f}"),
     ("psnr", "PSNR dB", "{:.3f}"),
+    ("map50_95", "mAP50-95", "{:.4f}"),
+    ("map50", "mAP50", "{:.4f}"),
     ("ssim", "SSIM", "{:.4f}"),
     ("retention", "retention", "{:.4f}"),
     ("sparsity", "sparsity", "{:.3f}"),

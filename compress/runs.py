@@ -219,13 +219,16 @@ MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
     ("perplexity", "perplexity"),
     ("psnr", "PSNR dB"),
     ("ssim", "SSIM"),
+    ("map50_95", "mAP50-95"),
+    ("map50", "mAP50"),
     ("retention", "retention"),
     ("latency_ms", "p50 ms"),
     ("throughput", "examples/s at batch 32"),
     ("latency_ratio", "vs own fp32"),
     ("latency_ratio_best", "vs best fp32"),
 )
-OPTIONAL_COLUMNS = {"accuracy", "perplexity", "psnr", "ssim", "adapter_bytes", "trainable_fraction", "throughput"}  # where a row has them
+OPTIONAL_COLUMNS = {"accuracy", "perplexity", "psnr", "ssim", "map50_95", "map50", "adapter_bytes", "trainable_fraction",
+                    "throughput"}  # where a row has them
 
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:

@@ -60,15 +60,17 @@ METRICS = {
     "psnr": "min",  # a super-resolution model's fp32 pair (dB; compress.metrics.psnr)
     # dB of PSNR over bicubic upscaling of the same tiles: a generator must beat the classical floor
     "psnr_over_bicubic": "min",
+    "map50_95": "min",  # a detector's fp32 pair (compress.metrics.detection)
     # batch-1 latency / the same runtime's fp32 latency, measured interleaved in one test
     "latency_ratio": "max",
 }
 # bounds judged by a one-sided CONFIDENCE bound of the metric, read from "<metric><suffix>": a min
 # bound by the upper bound (it fails only when even that is below it), a max bound by the lower one
-STATISTICAL = {"retention": "_upper", "accuracy": "_upper", "perplexity": "_lower", "psnr": "_upper"}
+STATISTICAL = {"retention": "_upper", "accuracy": "_upper", "perplexity": "_lower", "psnr": "_upper",
+               "map50_95": "_upper"}
 UPPER_SUFFIX = "_upper"
 # the largest value a bound (or its `last`) on the metric can meaningfully take
-_CEILING = {"accuracy": 1.0, "retention": 1.5}
+_CEILING = {"accuracy": 1.0, "retention": 1.5, "map50_95": 1.0}
 
 
 class ThresholdsError(ValueError):

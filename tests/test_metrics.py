@@ -10,12 +10,13 @@ from compress.metrics.perplexity import token_losses
 
 
 def test_metrics_are_registered_with_their_direction():
-    assert metrics.list_metrics() == ["accuracy", "perplexity", "psnr"]
-    acc, ppl, psnr = (metrics.get_metric(n) for n in ("accuracy", "perplexity", "psnr"))
+    assert metrics.list_metrics() == ["accuracy", "map50_95", "perplexity", "psnr"]
+    acc, ppl, psnr, det = (metrics.get_metric(n) for n in ("accuracy", "perplexity", "psnr", "map50_95"))
     assert (acc.higher_is_better, acc.bound_key, acc.kind) == (True, "accuracy_upper", "bools")
     assert (ppl.higher_is_better, ppl.bound_key, ppl.kind) == (False, "perplexity_lower", "floats")
     assert (psnr.higher_is_better, psnr.bound_key, psnr.kind) == (True, "psnr_upper", "floats")
-    with pytest.raises(ValueError, match="unknown task metric 'bleu'; registered: accuracy, perplexity, psnr"):
+    assert (det.higher_is_better, det.bound_key, det.kind) == (True, "map50_95_upper", "rows")
+    with pytest.raises(ValueError, match="unknown task metric 'bleu'; registered: accuracy, map50_95, perplexity, psnr"):
         metrics.get_metric("bleu")
 
 

@@ -130,6 +130,7 @@ class Quality:
     track_accuracy = _track("accuracy", "top-1 on the model's test split")
     track_perplexity = _track("perplexity", "perplexity on the language model's held-out text")
     track_psnr = _track("psnr", "dB, mean PSNR of a super-resolution model's upscaled test tiles")
+    track_map50_95 = _track("map50_95", "mAP50-95 of a detector on its test canvases (ultralytics' validator code)")
     track_retention = _track("retention", "vs the fp32 artefact, above 1 better (top-1 ratio; fp32 perplexity / perplexity)")
     track_param_ratio = _track("param_ratio", "ratio (parameters / fp32 parameters)")
     track_cost_s = _track("cost_s", "seconds the suite spent on the pair in this run")

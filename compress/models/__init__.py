@@ -6,7 +6,8 @@ gate runs every registered technique (or the same technique at another setting),
 every technique handler and every runtime at least once (MobileNetV2: Keras, LiteRT,
 tfmot, Keras channel pruning, one pair per technique less its other settings;
 ResNet18: torch, ONNX Runtime, torch pruning, one pair per handler; EfficientNet-Lite0: real pretrained weights;
-GPT-2: the language path, transformer structured pruning, LoRA; ESRGAN-slim x2: super-resolution). ``pretrained=`` and ``hub`` tiers need a
+GPT-2: the language path, transformer structured pruning, LoRA; ESRGAN-slim x2: super-resolution;
+YOLOv8n: detection through ultralytics). ``pretrained=`` and ``hub`` tiers need a
 user's weights and data or the network. ``tests/test_registry.py`` checks it.
 """
 
@@ -281,6 +282,46 @@ def cyclegan():
     from compress.models.cycle_gan import CycleGan
 
     return CycleGan()
+
+
+# Object detection: YOLOv8n from ultralytics' yaml, trained by the suite with ultralytics' trainer on
+# canvases of real Fashion-MNIST items (compress/data/detection_canvas.py); scored by mAP50-95 through
+# ultralytics' own NMS, matching and AP code (compress/metrics/detection.py). ONNX Runtime and LiteRT
+# artefacts (compress/techniques/ultralytics_export.py); 256 calib canvases calibrate int8. ONNX static
+# int8 quantizes the convolutions only: quantizing every op (the head's DFL softmax, anchor arithmetic
+# and sigmoid too) scored mAP50-95 0.000 where fp32 scored 0.467 (a small model: 64 px canvases); convs
+# only, 0.456. ultralytics' own OpenVINO int8 export keeps the same head ops in float (its IgnoredScope).
+# In the gate, every pair but channels25 (channels50 at another setting): each runs a handler of its own
+# (ultralytics' LiteRT exporter three ways, the float16 recipe, ONNX three ways, channel pruning with
+# ultralytics' trainer as its recovery), and the model trains in about 215 s.
+_YOLO_GATE = ("fp32", "dynamic_range", "float16", "int8", "onnx_fp32", "onnx_dynamic", "onnx_int8", "channels50")
+
+
+@register_model(framework="ultralytics", task="object-detection", gate=_YOLO_GATE,
+                dataset="fashion-mnist canvases (128 px, 1-4 items at 28-64 px; test: 500 canvases of test-split items)",
+                settings={"Int8Config": {"calibration_size": 256},
+                          "OnnxConfig": {"calibration_size": 256, "op_types": ("Conv",)},
+                          "ChannelPruningConfig": {"fine_tune_epochs": 4.0, "learning_rate": 0.002}})  # fmt: skip
+def yolov8n():
+    """YOLOv8n (ultralytics' yolov8n.yaml, 3.0 M parameters) trained by the suite on 2,000 Fashion-MNIST canvases."""
+    from compress.models.yolo import Yolo
+
+    return Yolo()
+
+
+# The published detector: ultralytics' yolov8n.pt (COCO) on coco128, both downloaded by ultralytics from
+# its GitHub releases (COMPRESS_BENCH_HUB=1), or a local checkpoint and dataset yaml
+# ($COMPRESS_BENCH_YOLO_WEIGHTS, _DATA, _IMGSZ); skipped saying so otherwise. Nothing trained: the val
+# images' first 32 calibrate, the rest are scored. tests/test_yolo.py runs it on a saved local model.
+@register_model(framework="ultralytics", task="object-detection", tier="hub",
+                dataset="coco128 (the first 128 COCO train2017 images; 32 calibrate, 96 are scored), or $COMPRESS_BENCH_YOLO_DATA",
+                settings={"Int8Config": {"calibration_size": 32},
+                          "OnnxConfig": {"calibration_size": 32, "op_types": ("Conv",)}})  # fmt: skip
+def yolov8n_coco128():
+    """ultralytics' pretrained yolov8n.pt on coco128 (with the network: COMPRESS_BENCH_HUB=1), or a local checkpoint."""
+    from compress.models.yolo import YoloCheckpoint
+
+    return YoloCheckpoint.from_env()
 
 
 @register_model(framework="keras", task="image-classification", dataset="fashion-mnist", tier="unit")

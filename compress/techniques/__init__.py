@@ -17,6 +17,8 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     torch_export,
     torch_prune,
     transformer_prune,
+    ultralytics_channels,
+    ultralytics_export,
 )
 from compress.techniques.adaptation import AdaptationConfig
 from compress.techniques.channels import ChannelPruningConfig
