@@ -145,7 +145,7 @@ def test_the_metric_equals_ultralytics_own_validation(small_yolo):
 
     recipe, model, cache = small_yolo
     root = cache / "test-set"
-    files = dc.yolo_files(recipe.canvases, recipe.names, splits=("test",))
+    files = dc.yolo_files(recipe.canvases, splits=("test",))
     files["data.yaml"] = dc.dataset_yaml(root, recipe.names, train="test", val="test").encode()
     from compress.cache import atomic_write_dir
 
@@ -248,7 +248,7 @@ def test_a_saved_checkpoint_on_a_local_dataset_runs_the_hub_pairs(small_yolo, mo
     pt = tmp_path / "small.pt"
     torch.save({"model": copy.deepcopy(model).half(), "train_args": {"imgsz": 64}}, pt)
     root = tmp_path / "local-set"
-    files = dc.yolo_files(recipe.canvases, recipe.names, splits=("test",))
+    files = dc.yolo_files(recipe.canvases, splits=("test",))
     files["data.yaml"] = dc.dataset_yaml(root, recipe.names, train="test", val="test").encode()
     atomic_write_dir(root, files)
     monkeypatch.setenv(ENV_WEIGHTS, str(pt))

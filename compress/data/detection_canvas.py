@@ -16,9 +16,9 @@ is shared between them:
 - ``test``: canvases of items from its ``test`` split (held out: never trained or calibrated on).
 
 Everything is drawn from ``numpy.random.default_rng`` seeded per split, so the set is
-the same on every machine; :func:`canvas_set` builds it (a few seconds) and
-:func:`write_yolo_dataset` lays it out as ultralytics reads a dataset (``images/``,
-``labels/`` with normalized ``class cx cy w h`` lines, and a dataset yaml).
+the same on every machine; :func:`canvas_set` builds it (a few seconds), and
+:func:`yolo_files` and :func:`dataset_yaml` lay it out as ultralytics reads a dataset
+(``images/``, ``labels/`` with normalized ``class cx cy w h`` lines, a dataset yaml).
 """
 
 from __future__ import annotations
@@ -151,12 +151,9 @@ def yolo_labels(canvases: Canvases, i: int, size: int) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def yolo_files(spec: CanvasSpec, names: tuple[str, ...], splits: tuple[str, ...] = ("train", "calib")) -> dict:
-    """The files of an ultralytics dataset of ``splits`` (relative path -> bytes), the yaml included.
-
-    The yaml's ``train`` is the first split and ``val`` the second; its ``path`` is
-    left for :func:`write_yolo_dataset` to fill in (the directory it ends up in).
-    """
+def yolo_files(spec: CanvasSpec, splits: tuple[str, ...] = ("train", "calib")) -> dict:
+    """The images and label files of ``splits`` as ultralytics lays a dataset out (relative path ->
+    bytes); :func:`dataset_yaml` writes the yaml that names them."""
     files: dict[str, bytes] = {}
     for split in splits:
         c = canvas_set(spec, split)

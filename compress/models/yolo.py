@@ -45,6 +45,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from compress.data import detection_canvas as canvas
+from compress.data.fashion_mnist import CLASSES
 from compress.models import torch_common
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,15 @@ def dataset_dir(spec: canvas.CanvasSpec, names: tuple[str, ...]) -> Path:
     with locked(root, what=f"the detection canvases {root.name}"):
         if not (root / "data.yaml").exists():
             t0 = time.perf_counter()
-            files = canvas.yolo_files(spec, names)
+            files = canvas.yolo_files(spec)
             files["data.yaml"] = canvas.dataset_yaml(root, names).encode()
             atomic_write_dir(root, files)
             log.info("detection canvases: wrote %d files to %s (%.1f s)", len(files), root, time.perf_counter() - t0)
     return root
 
 
-def _detect_heads(model):
+def detect_heads(model) -> list:
+    """The ``Detect`` heads of an ultralytics model."""
     from ultralytics.nn.modules import Detect
 
     return [m for m in model.modules() if isinstance(m, Detect)]
@@ -103,8 +105,8 @@ def deploy_module(native, imgsz: int, *, fmt: str = "onnx", normalize: bool = Tr
     model = copy.deepcopy(native).cpu().float().eval()
     for p in model.parameters():
         p.requires_grad = False
-    model = model.fuse(imgsz=imgsz) if "imgsz" in model.fuse.__code__.co_varnames else model.fuse()
-    for m in _detect_heads(model):
+    model = model.fuse(verbose=False, imgsz=imgsz)
+    for m in detect_heads(model):
         m.dynamic, m.export, m.format, m.shape = False, True, fmt, None
     for m in model.modules():
         if isinstance(m, C2f):
@@ -120,7 +122,6 @@ class Yolo:
 
     framework: str = field(default="ultralytics", init=False)
     metric: ClassVar[str] = "map50_95"
-    libraries: ClassVar[tuple[str, ...]] = ("ultralytics",)
     yaml: str = "yolov8n.yaml"
     canvases: canvas.CanvasSpec = canvas.CanvasSpec()
     imgsz: int = 128
@@ -130,16 +131,12 @@ class Yolo:
     learning_rate: float = 0.004
     warmup_epochs: float = 1.0
     seed: int = 0
-    names: tuple[str, ...] = field(default=(), metadata={"key_default": False})
+    names: tuple[str, ...] = CLASSES
 
     def __post_init__(self) -> None:
         if self.imgsz != self.canvases.size:
             raise ValueError(f"imgsz {self.imgsz} must equal the canvases' size {self.canvases.size} "
                              "(ultralytics would letterbox them otherwise)")  # fmt: skip
-        if not self.names:
-            from compress.data.fashion_mnist import CLASSES
-
-            object.__setattr__(self, "names", CLASSES)
 
     # -- data ------------------------------------------------------------------
     def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +310,6 @@ class YoloCheckpoint:
 
     framework: str = field(default="ultralytics", init=False)
     metric: ClassVar[str] = "map50_95"
-    libraries: ClassVar[tuple[str, ...]] = ("ultralytics",)
     unsupported: ClassVar[dict] = {
         "ChannelPruningConfig": "its recovery fine-tune would train on the checkpoint's dataset, whose "
                                 "train and val images may be the same (coco128's are)"}  # fmt: skip

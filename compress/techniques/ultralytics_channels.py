@@ -93,12 +93,9 @@ def prune_detector(native, fraction: float, example):
     Raises:
         RuntimeError: an output of the pruned model changed shape.
     """
-    from ultralytics.nn.modules import Detect
+    from compress.models.yolo import detect_heads
 
-    def heads(model) -> list:
-        return [m for m in model.modules() if isinstance(m, Detect)]
-
-    return prune_channels(split_c2f(copy.deepcopy(native)), fraction, example, keep=heads)
+    return prune_channels(split_c2f(copy.deepcopy(native)), fraction, example, keep=detect_heads)
 
 
 @register_handler(ChannelPruningConfig, "ultralytics")
@@ -113,4 +110,4 @@ def channel_prune(model, config: ChannelPruningConfig, ctx):
         pruned = prune_detector(model.native, config.fraction, example)
         return fine_tune_pruned(model, pruned, config, " of every group, the head's outputs kept")
 
-    return ctx.derive(model, config, build, extra_versions=("torch-pruning", "ultralytics"))
+    return ctx.derive(model, config, build, extra_versions=("torch-pruning",))
