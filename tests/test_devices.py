@@ -28,6 +28,8 @@ def test_every_pair_runs_on_the_cpu():
 def test_which_pairs_have_gpu_kernels_and_why_the_others_do_not():
     for t in ("fp32", "float16", "bfloat16", "inductor_fp32", "onnx_fp32", "onnx_int8", "prune50", "channels50"):
         assert _reason("resnet18", t) is None, t
+    for t in ("int8_weight_only", "sparse24"):  # torchao's int8 matmul; torch's 2:4 sparse kernels
+        assert _reason("gpt2", t) is None, t
     assert "dynamic int8 Linear kernels" in _reason("resnet18", "dynamic_range")
     assert "x86 quantizer" in _reason("resnet18", "int8")
     assert "x86 quantizer" in _reason("resnet18", "prune50_int8")  # a chain: its int8 export decides

@@ -193,13 +193,16 @@ def xlmr_sst2():
 # calibrates on 256 of the 377 blocks (48,000 tokens) of its calib split.
 _LM_SETTINGS = {"MagnitudePruningConfig": {"learning_rate": 1e-3, "fine_tune_epochs": 1.0},
                 "TransformerPruningConfig": {"learning_rate": 1e-3, "fine_tune_epochs": 1.0},
+                "SemiStructuredConfig": {"learning_rate": 1e-3, "fine_tune_epochs": 1.0},
                 **{c: {"calibration_size": 256} for c in ("Int8Config", "InductorConfig")},
                 "OnnxConfig": {"calibration_size": 256, **_TRANSFORMER_ONNX_INT8}}
 # In the gate: the language path end to end (token ids through torch and its dynamic int8 Linear
 # kernels), one pair per structured unit (heads25 removes no head of 2; ffn25 is ffn50's code at 25%)
-# and each adaptation (LoRA, its merge quantized, full fine-tuning).
+# and each adaptation (LoRA, its merge quantized, full fine-tuning), and the two techniques with GPU
+# kernels (torchao int8 weight-only; 2:4 sparsity, whose recovery epoch is a quarter of training).
 @register_model(framework="torch", task="language-modeling",
-                gate=("fp32", "dynamic_range", "heads50", "ffn50", "lora", "lora_dynamic", "full_ft"),
+                gate=("fp32", "dynamic_range", "heads50", "ffn50", "lora", "lora_dynamic", "full_ft",
+                      "int8_weight_only", "sparse24"),
                 dataset="Jane Austen's novels (Debian r-cran-janeaustenr 1.0.0-1); adapt and test: the halves of Persuasion",
                 settings=_LM_SETTINGS)  # fmt: skip
 def gpt2():

@@ -56,7 +56,8 @@ class TorchEager(Runtime):
                 )
             module = artefact.meta()
             state = _load_state(artefact.data)
-            module.load_state_dict(state, strict=True)
+            # a tensor subclass (torchao's int8 weights) replaces the skeleton's float parameter
+            module.load_state_dict(state, strict=True, assign=any(map(is_subclass, state.values())))
             floats = [v for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
             if device == "cuda" and floats and all(v.dtype == torch.float16 for v in floats):
                 module = module.half()
@@ -65,7 +66,11 @@ class TorchEager(Runtime):
         else:
             raise ValueError(f"the torch runtime runs 'pt' and 'pt2' artefacts, not {artefact.format!r}")
         module = module.eval() if artefact.format == "pt" else module
-        return LoadedTorch(module.to(device), artefact, num_threads, device)
+        module = module.to(device)
+        on_device = getattr(artefact.meta, "on_device", None)  # a skeleton's kernels for the device (2:4)
+        if on_device is not None:
+            module = on_device(module, device)
+        return LoadedTorch(module, artefact, num_threads, device)
 
 
 def torch_unavailable(device: str) -> str | None:
@@ -183,10 +188,17 @@ class LoadedTorch(LoadedArtefact):
         return _state_weights(self.module, _load_state(self._artefact.data))
 
 
+def is_subclass(t) -> bool:
+    """True for a tensor of a subclass (torchao's quantized tensors), False for a plain tensor or parameter."""
+    import torch
+
+    return isinstance(t, torch.Tensor) and type(t) not in (torch.Tensor, torch.nn.Parameter)
+
+
 def _to_numpy(t) -> np.ndarray:
     import torch
 
-    if t.is_quantized:
+    if t.is_quantized or is_subclass(t):  # torch's quantized tensors, torchao's int8 (its dequantize)
         t = t.dequantize()
     if t.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
         t = t.float()

@@ -124,7 +124,10 @@ class TorchInductor(Runtime):
         if device != "cpu":
             from torch.export.passes import move_to_device_pass
 
-            program = move_to_device_pass(program, device)
+            # an indexed device: the pass writes it into device arguments (GPT-2's ones_like has an
+            # _assert_tensor_metadata node), and "cuda" there fails against tensors on "cuda:0"
+            index = torch.cuda.current_device() if device == "cuda" else None
+            program = move_to_device_pass(program, torch.device(device, index))
         module = program.module()
         if torch.get_num_threads() != num_threads:
             torch.set_num_threads(num_threads)

@@ -17,6 +17,7 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     torch_export,
     torch_prune,
     transformer_prune,
+    semi_structured,
     ultralytics_channels,
     ultralytics_export,
 )
@@ -31,7 +32,9 @@ from compress.techniques.quantization import (
     Float16Config,
     Float32Config,
     Int8Config,
+    Int8WeightOnlyConfig,
 )
+from compress.techniques.semi_structured import SemiStructuredConfig, Sparse24Config
 from compress.techniques.torch_compile import InductorConfig
 from compress.techniques.transformer_prune import TransformerPruningConfig
 
@@ -100,3 +103,13 @@ register_technique("lora_dynamic", PipelineConfig((AdaptationConfig("lora"), Dyn
                    "LoRA adapted and merged, then dynamic int8 Linear layers", tasks=(*_LM, *_TEXT))  # fmt: skip
 register_technique("full_ft", AdaptationConfig("full", learning_rate=3e-4),
                    "every parameter fine-tuned on the adaptation data, LoRA's steps: its comparison", tasks=_LM)  # fmt: skip
+
+# Techniques with GPU kernels (torchao's int8 weight-only matmul, torch's 2:4 semi-structured sparse
+# kernels): on the language model, whose every projection is an nn.Linear (a CNN's convolutions are
+# untouched by either); they run on the CPU too (int8 weight-only through torchao's CPU path, 2:4 dense).
+register_technique("int8_weight_only", Int8WeightOnlyConfig(),
+                   "int8 Linear weights per output channel (torchao), float activations; CPU and CUDA",
+                   tasks=_LM)  # fmt: skip
+register_technique("sparse24", PipelineConfig((SemiStructuredConfig(), Sparse24Config())),
+                   "2:4 sparsity of every Linear but the head (magnitude, fine-tuned with fixed masks), "
+                   "float16; on CUDA torch's semi-structured sparse kernels", tasks=_LM)  # fmt: skip

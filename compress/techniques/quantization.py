@@ -59,6 +59,13 @@ class BFloat16Config(TechniqueConfig):
 
 
 @dataclass(frozen=True)
+class Int8WeightOnlyConfig(TechniqueConfig):
+    """Linear weights stored as int8 (per output channel), dequantized in the matmul; activations float."""
+
+    stage = "export"
+
+
+@dataclass(frozen=True)
 class Int8Config(TechniqueConfig):
     """Full-integer quantization with int8 input and output.
 

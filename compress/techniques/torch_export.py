@@ -35,6 +35,7 @@ from compress.techniques.quantization import (
     Float16Config,
     Float32Config,
     Int8Config,
+    Int8WeightOnlyConfig,
     calibration_inputs,
 )
 
@@ -121,6 +122,24 @@ def dynamic_range(model, config: DynamicRangeConfig, ctx) -> Artefact:
     """
     q = quantize_dynamic_linear(copy.deepcopy(model.native).eval())
     return _pt(q.state_dict(), skeleton_fn(model, quantize_dynamic_linear))
+
+
+@register_handler(Int8WeightOnlyConfig, "torch", devices=("cpu", "cuda"))
+def int8_weight_only(model, config: Int8WeightOnlyConfig, ctx) -> Artefact:
+    """Every ``nn.Linear`` weight int8 per output channel by torchao (``Int8WeightOnlyConfig``), the rest float32.
+
+    The state_dict holds torchao's quantized tensor subclass (int8 data and float scales), which
+    ``torch.load(weights_only=True)`` accepts once torchao is imported; the runtime assigns it into
+    the float skeleton. torchao's own Inductor settings are not applied (``set_inductor_config=False``):
+    they are process-wide and would change every compiled pair measured after this one. Like torch's
+    dynamic int8, a network with few Linear layers (a CNN) has a size ratio close to 1.
+    """
+    from torchao.quantization import Int8WeightOnlyConfig as TorchaoInt8WeightOnly
+    from torchao.quantization import quantize_
+
+    q = copy.deepcopy(model.native).eval()
+    quantize_(q, TorchaoInt8WeightOnly(set_inductor_config=False))
+    return _pt(q.state_dict(), skeleton_fn(model))
 
 
 def _cast_floats(state: dict, dtype) -> dict:
