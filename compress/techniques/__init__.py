@@ -10,6 +10,7 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     adaptation,
     keras_channels,
     onnx_export,
+    semi_structured,
     tflite,
     tfmot_prune,
     torch_channels,
@@ -17,7 +18,6 @@ from compress.techniques import (  # noqa: F401  (register handlers)
     torch_export,
     torch_prune,
     transformer_prune,
-    semi_structured,
     ultralytics_channels,
     ultralytics_export,
 )

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -192,7 +191,7 @@ def sparse24(model, config: Sparse24Config, ctx) -> Artefact:
     """
     import torch
 
-    from compress.techniques.torch_export import skeleton_fn, state_dict_bytes
+    from compress.techniques.torch_export import cast_floats, skeleton_fn, state_dict_bytes
 
     layers = sparse_layers(model.native)
     dense = [name for name, layer in layers if not is_two_four(layer.weight)]
@@ -201,7 +200,6 @@ def sparse24(model, config: Sparse24Config, ctx) -> Artefact:
                          + (f"{', '.join(dense)} {'is' if len(dense) == 1 else 'are'} not 2:4" if dense
                             else "the model has no Linear layer 2:4 applies to")
                          + ": put SemiStructuredConfig before it in the chain")  # fmt: skip
-    state = model.native.state_dict()
-    half = OrderedDict((k, v.to(torch.float16) if v.is_floating_point() else v) for k, v in state.items())
+    half = cast_floats(model.native.state_dict(), torch.float16)
     return Artefact(state_dict_bytes(half), format="pt", runtime="torch-eager",
                     meta=Sparse24Skeleton(skeleton_fn(model), tuple(name for name, _ in layers)))  # fmt: skip

@@ -42,7 +42,8 @@ from compress.techniques.quantization import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "skeleton_fn", "quantize_dynamic_linear", "state_dict_bytes", "pt2e_int8_program", "program_bytes",
+    "skeleton_fn", "quantize_dynamic_linear", "state_dict_bytes", "cast_floats", "pt2e_int8_program",
+    "program_bytes",
 ]  # fmt: skip
 
 
@@ -142,7 +143,8 @@ def int8_weight_only(model, config: Int8WeightOnlyConfig, ctx) -> Artefact:
     return _pt(q.state_dict(), skeleton_fn(model))
 
 
-def _cast_floats(state: dict, dtype) -> dict:
+def cast_floats(state: dict, dtype) -> dict:
+    """``state`` with every floating tensor cast to ``dtype`` (its ``_metadata`` kept)."""
     out = OrderedDict((k, v.to(dtype) if v.is_floating_point() else v) for k, v in state.items())
     out._metadata = getattr(state, "_metadata", None)
     return out
@@ -153,7 +155,7 @@ def float16(model, config: Float16Config, ctx) -> Artefact:
     """Every floating tensor stored as float16; computed in float32 (upcast at load)."""
     import torch
 
-    return _pt(_cast_floats(model.native.state_dict(), torch.float16), skeleton_fn(model))
+    return _pt(cast_floats(model.native.state_dict(), torch.float16), skeleton_fn(model))
 
 
 @register_handler(BFloat16Config, "torch", devices=("cpu", "cuda"))
@@ -166,7 +168,7 @@ def bfloat16(model, config: BFloat16Config, ctx) -> Artefact:
     import torch
 
     return _pt(
-        _cast_floats(model.native.state_dict(), torch.bfloat16),
+        cast_floats(model.native.state_dict(), torch.bfloat16),
         skeleton_fn(model, lambda m: m.to(torch.bfloat16)),
     )
 
