@@ -77,6 +77,17 @@ class ThresholdsError(ValueError):
     """The thresholds file is malformed or lacks an entry; the message names the key."""
 
 
+
+def _int8_dot_product() -> bool:
+    from compress.machine import int8_dot_product
+
+    return int8_dot_product()
+
+
+# CPU features a bound can need (`needs = "..."`): a speed claim made on CPUs with int8 dot-product
+# instructions (VNNI, AMX) does not hold on one without them (an AVX2-only AMD EPYC).
+NEEDS = {"int8-dot-product": _int8_dot_product}
+
 @dataclass(frozen=True)
 class Bound:
     metric: str
@@ -85,6 +96,7 @@ class Bound:
     last: float | None
     device: str | None = None  # asserted only where artefacts run on this device (None: everywhere)
     source: str = "<thresholds>"  # the file that set the bound
+    needs: str | None = None  # asserted only on a CPU with this feature (NEEDS; None: everywhere)
 
     def holds(self, measured: float) -> bool:
         # written so that NaN never passes
@@ -117,6 +129,8 @@ class Bounds:
         out = []
         for b in self.bounds:
             if b.device is not None and b.device != device:
+                continue
+            if b.needs is not None and not NEEDS[b.needs]():
                 continue
             if b.metric not in metrics:
                 out.append(f"{self.key}: {b.metric} was not measured but has a bound{_set_in(b, ' (', ')')}")
@@ -188,12 +202,15 @@ def _bound(where: str, metric: str, kind: str, sub: object, source: str = "<thre
         )
     if kind not in sub:
         raise ThresholdsError(f"{where}: missing {{ {kind} = ..., last = ... }}")
-    extra = sorted(set(sub) - {kind, "last", "device"})
+    extra = sorted(set(sub) - {kind, "last", "device", "needs"})
     if extra:
-        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last, device")
+        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last, device, needs")
     device = sub.get("device")
     if device is not None and device not in DEVICES:
         raise ThresholdsError(f"{where}.device must be one of {', '.join(DEVICES)}, got {device!r}")
+    needs = sub.get("needs")
+    if needs is not None and needs not in NEEDS:
+        raise ThresholdsError(f"{where}.needs must be one of {', '.join(NEEDS)}, got {needs!r}")
     value = _number(f"{where}.{kind}", sub[kind])
     last = None if sub.get("last") is None else _number(f"{where}.last", sub["last"])
     ceiling = _CEILING.get(metric)
@@ -204,7 +221,7 @@ def _bound(where: str, metric: str, kind: str, sub: object, source: str = "<thre
     if last is not None and not 0 <= last <= (ceiling or math.inf):
         span = f"in [0, {ceiling}]" if ceiling else ">= 0"
         raise ThresholdsError(f"{where}.last must be {span} (a measured {metric}), got {last!r}")
-    return Bound(metric, kind, value, last, device, source)
+    return Bound(metric, kind, value, last, device, source, needs)
 
 
 def _entry(source: str, key: str, entry: object) -> Bounds:

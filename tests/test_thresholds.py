@@ -251,3 +251,22 @@ def test_a_bound_scoped_to_a_device_is_asserted_only_there():
     assert b.violations({**slow, "size_ratio": 0.4}, device="cuda")  # unscoped bounds hold everywhere
     with pytest.raises(ThresholdsError, match=r"latency_ratio.device must be one of cpu, cuda, got 'gpu'"):
         thresholds.parse('[m.channels50]\nlatency_ratio = { max = 0.8, device = "gpu" }\n')
+
+
+def test_a_bound_that_needs_int8_dot_products_is_asserted_only_on_such_a_cpu(monkeypatch):
+    import compress.machine
+
+    table = thresholds.parse(
+        "[m.int8]\n"
+        "size_ratio = { max = 0.3, last = 0.27 }\n"
+        'latency_ratio = { max = 0.6, last = 0.29, device = "cpu", needs = "int8-dot-product" }\n'
+    )
+    b = table["m.int8"]
+    slow = {"size_ratio": 0.27, "latency_ratio": 0.9}  # int8 on an AVX2-only CPU
+    monkeypatch.setattr(compress.machine, "int8_dot_product", lambda: False)
+    assert b.violations(slow) == []
+    assert b.violations({**slow, "size_ratio": 0.4})  # the unscoped bound still holds
+    monkeypatch.setattr(compress.machine, "int8_dot_product", lambda: True)
+    assert b.violations(slow) == ["m.int8: latency_ratio 0.9000 exceeds max 0.6 (last recorded 0.29)"]
+    with pytest.raises(ThresholdsError, match=r"latency_ratio.needs must be one of int8-dot-product, got 'vnni'"):
+        thresholds.parse('[m.int8]\nlatency_ratio = { max = 0.6, needs = "vnni" }\n')

@@ -124,9 +124,11 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op
     activations (u8s8: the fast combination on x86; s8s8 per-tensor was slower),
     the inputs of ``op_types`` (empty: every type) with ranges by ``calibration``.
 
-    On an x86 CPU without VNNI or AMX (:func:`compress.machine.int8_dot_product`), weights are
-    quantized to 7 bits (``reduce_range``, ONNX Runtime's advice for such CPUs): its u8s8 kernels
-    sum pairs of products in saturating int16 there. The artefact is built for the CPU it runs on.
+    On an x86 CPU without VNNI or AMX (:func:`compress.machine.int8_dot_product`), ONNX Runtime's
+    u8s8 kernels sum pairs of products in saturating int16, so the artefact is built for that CPU:
+    static int8 stores uint8 weights (u8u8, no saturation), dynamic 7-bit int8 weights
+    (``reduce_range``). Measured on a 2-core AMD EPYC (Zen 3, AVX2): EfficientNet-Lite0's static
+    int8 kept 0.880 of its top-1 as u8s8, 0.979 with 7-bit weights, 0.997 as u8u8.
 
     Raises:
         ValueError: ``mode`` is not dynamic/int8, or int8 without ``calib``.
@@ -139,7 +141,7 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op
 
     if mode not in ("dynamic", "int8"):
         raise ValueError(f"quantize mode must be 'dynamic' or 'int8', got {mode!r}")
-    reduce_range = not int8_dot_product()
+    saturates = not int8_dot_product()
     if mode == "int8" and (calib is None or len(calib) == 0):
         raise ValueError("int8 quantization needs calibration images")
     with tempfile.TemporaryDirectory() as d:
@@ -150,15 +152,16 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op
             # per-channel: one scale per output channel. A single per-tensor scale
             # rounds most channels of a BatchNorm-folded depthwise conv to zero.
             quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                             reduce_range=reduce_range)  # fmt: skip
+                             reduce_range=saturates)  # fmt: skip
         else:
             method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[calibration]
             # the percentile calibrater stacks every batch's activations into one array: equal batches
             batch = 50 if calibration == "minmax" else max(d for d in range(1, 51) if len(calib) % d == 0)
             quantize_static(
                 str(pre), str(out), _calibration_reader(calib, batch), quant_format=QuantFormat.QDQ,
-                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                op_types_to_quantize=list(op_types) or None, calibrate_method=method, reduce_range=reduce_range,
+                per_channel=True, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QUInt8 if saturates else QuantType.QInt8,
+                op_types_to_quantize=list(op_types) or None, calibrate_method=method,
             )  # fmt: skip
         return out.read_bytes()
 
