@@ -30,8 +30,9 @@ __all__ = [
     "pairs", "pair_config", "handler_for", "check_range",
 ]  # fmt: skip
 
-# gate: the merge gate, a subset of full (which pairs, declared where each model is
-# registered). full: every pair of the suite's own models (asv, scheduled runs).
+# gate: the merge gate (which pairs, declared where each model is registered): a subset of full's
+# pairs, each run on its full recipe or on the model's gate recipe (a smaller training budget,
+# registered as `<model>_gate`). full: every pair of the suite's own models (asv, scheduled runs).
 # unit: fast models for tests. pretrained: needs a user's weights and data. hub: Hugging Face Hub
 # checkpoints and SST-2 (needs the network, or their files in the local caches).
 TIERS = ("gate", "full", "unit", "pretrained", "hub")
@@ -69,6 +70,9 @@ class ModelSpec:
     gate: bool | tuple[str, ...] = False
     # Technique settings of this model's pairs: ((config type name, ((field, value), ...)), ...)
     settings: tuple = ()
+    # A gate recipe's full model: the registered model whose recipe this one cuts down (see
+    # register_model's gate_recipe); "" for every other model.
+    gate_of: str = ""
 
     def __post_init__(self) -> None:
         if not self.family:
@@ -85,9 +89,13 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 
 
+GATE_SUFFIX = "_gate"  # a gate recipe's model name: its full model's name and this
+
+
 def register_model(
     *, framework: str, task: str, dataset: str, tier: str = "full", name: str | None = None,
     family: str = "", gate: bool | tuple[str, ...] = False, settings: dict[str, dict] | None = None,
+    gate_recipe: dict[str, Any] | None = None, gate_settings: dict[str, dict] | None = None,
 ) -> Callable:
     """Decorator: register a factory returning a model recipe under its function name.
 
@@ -96,6 +104,17 @@ def register_model(
     them, or a tuple of technique names (a ``full`` model only). The gate has
     the cheapest real model of each path; ``tests/test_registry.py`` checks that
     it covers every technique handler and every runtime.
+
+    ``gate_recipe`` gives the gate a recipe of its own, for a model whose full
+    recipe trains too long for a cold gate: the full recipe with these fields
+    replaced (a smaller training budget: ``{"epochs": 2, "train_size": 6_000}``), so
+    the architecture, task, data, metric and export path stay the full recipe's.
+    It is registered as the model ``<name>_gate`` (tier ``gate``, family of its
+    own: weights, cache entries, stored results and bounds all apart from the
+    full recipe's), which runs the ``gate`` pairs; the full model keeps every
+    pair in ``full``. ``gate_settings`` are technique settings of the gate
+    model's pairs, merged over ``settings`` per config type (a shorter recovery
+    fine-tune).
 
     ``settings`` sets technique fields for this model's pairs, by config type:
     ``{"MagnitudePruningConfig": {"learning_rate": 2e-4}}`` fine-tunes every
@@ -110,18 +129,69 @@ def register_model(
         raise ValueError(f"only full-tier models join the gate, not {tier!r} ones")
     if not (isinstance(gate, bool) or (isinstance(gate, tuple) and all(isinstance(t, str) for t in gate))):
         raise ValueError(f"gate must be True, False or a tuple of technique names, got {gate!r}")
+    if (gate_recipe is not None or gate_settings is not None) and not gate:
+        raise ValueError("gate_recipe and gate_settings need gate=... (the pairs the gate recipe runs)")
+    if gate_recipe is not None and not (isinstance(gate_recipe, dict) and gate_recipe):
+        raise ValueError(f"gate_recipe must be a non-empty dict of recipe fields to replace, got {gate_recipe!r}")
+    if gate_settings is not None and gate_recipe is None:
+        raise ValueError("gate_settings need a gate_recipe: without one the gate runs the full recipe's pairs")
+
+    def freeze(s: dict[str, dict] | None) -> tuple:
+        return tuple(sorted((t, tuple(sorted(f.items()))) for t, f in (s or {}).items()))
 
     def deco(fn: Callable[[], Any]) -> Callable[[], Any]:
         key = name or fn.__name__
-        if key in _MODELS:
-            raise ValueError(f"model {key!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        frozen = tuple(sorted((t, tuple(sorted(f.items()))) for t, f in (settings or {}).items()))
-        _MODELS[key] = ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, gate,
-                                 frozen)  # fmt: skip
+        if gate_recipe is None:
+            specs = [ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, gate,
+                               freeze(settings))]  # fmt: skip
+        else:
+            fields = dict(gate_recipe)
+
+            def gate_factory() -> Any:
+                return _replace_fields(fn(), fields, f"gate_recipe of {key!r}")
+
+            merged = {t: dict(f) for t, f in (settings or {}).items()}
+            for t, f in (gate_settings or {}).items():
+                merged[t] = {**merged.get(t, {}), **f}
+            budget = ", ".join(f"{k}={_short(v)}" for k, v in fields.items())
+            specs = [
+                ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, False,
+                          freeze(settings)),
+                ModelSpec(key + GATE_SUFFIX, framework, task, dataset, "gate",
+                          f"{key}'s gate recipe: its full recipe with {budget}", gate_factory, "", gate,
+                          freeze(merged), gate_of=key),
+            ]  # fmt: skip
+        for spec in specs:
+            if spec.name in _MODELS:
+                raise ValueError(f"model {spec.name!r} is already registered")
+        for spec in specs:
+            _MODELS[spec.name] = spec
         return fn
 
     return deco
+
+
+def _short(value: Any) -> str:
+    """``value``'s repr; a dataclass's, only its fields that differ from its class's defaults."""
+    if not dataclasses.is_dataclass(value):
+        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    try:
+        default = type(value)()
+    except TypeError:
+        return repr(value)
+    changed = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+               if getattr(value, f.name) != getattr(default, f.name)}  # fmt: skip
+    return f"{type(value).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+def _replace_fields(recipe: Any, fields: dict[str, Any], what: str) -> Any:
+    """``recipe`` (a dataclass) with ``fields`` replaced; an unknown field names the valid ones."""
+    valid = [f.name for f in dataclasses.fields(recipe) if f.init]
+    for k in fields:
+        if k not in valid:
+            raise _unknown(f"field of {type(recipe).__name__} in {what}", k, valid)
+    return dataclasses.replace(recipe, **fields)
 
 
 def _ensure_loaded() -> None:
@@ -142,8 +212,8 @@ def _check_tier(tier: str | None) -> None:
 
 
 def _in_tier(spec: ModelSpec, tier: str | None) -> bool:
-    if tier == "gate":
-        return spec.tier == "full" and bool(spec.gate)
+    if tier == "gate":  # a gate recipe's model, or a full model whose gate runs its own recipe
+        return spec.tier == "gate" or (spec.tier == "full" and bool(spec.gate))
     return tier is None or spec.tier == tier
 
 

@@ -15,7 +15,11 @@ from tests.strategies import bad_sparsities, sparsities
 
 def test_models_are_registered_once_with_tiers():
     assert "mobilenetv2" in registry.list_models(tier="full")
-    assert "mobilenetv2" in registry.list_models(tier="gate")
+    # the gate runs MobileNetV2's pairs on its gate recipe, a model of its own
+    assert "mobilenetv2" not in registry.list_models(tier="gate")
+    assert "mobilenetv2_gate" in registry.list_models(tier="gate")
+    assert "mobilenetv2_gate" not in registry.list_models(tier="full")
+    assert "efficientnet_lite0" in registry.list_models(tier="full") and "efficientnet_lite0" in registry.list_models(tier="gate")
     assert "inceptionv3" in registry.list_models(tier="full")
     assert "inceptionv3" not in registry.list_models(tier="gate")
     assert "tiny" in registry.list_models(tier="unit")
@@ -28,14 +32,67 @@ def test_unknown_tier_lists_valid_ones():
         registry.list_models(tier="gatee")
 
 
+def full_model(name: str) -> str:
+    """The full model a gate model's recipe cuts down (itself for a model without a gate recipe)."""
+    return registry.get_model(name).gate_of or name
+
+
 def test_gate_is_a_subset_of_full_declared_per_model():
     gate, full = registry.pairs(tier="gate"), registry.pairs(tier="full")
-    assert set(gate) < set(full)
+    assert {(full_model(m), t) for m, t in gate} < set(full)
     assert ("efficientnet_lite0", "onnx_int8") in gate and ("efficientnet_lite0", "int8") not in gate
     # MobileNetV2 runs every Keras technique, each in one of its settings
     keras = registry.list_techniques(framework="keras", task="image-classification")
-    assert {variant(t) for m, t in gate if m == "mobilenetv2"} == {variant(t) for t in keras}
-    assert ("mobilenetv2", "prune80") not in gate and ("mobilenetv2", "prune50") in gate
+    assert {variant(t) for m, t in gate if m == "mobilenetv2_gate"} == {variant(t) for t in keras}
+    assert ("mobilenetv2_gate", "prune80") not in gate and ("mobilenetv2_gate", "prune50") in gate
+
+
+def test_gate_recipes_cut_only_the_training_budget():
+    """A gate recipe is its full recipe with the declared fields replaced: the same architecture,
+    data, metric and export path (same recipe type, framework, task), and a model of its own."""
+    gated = [m for m in registry.list_models(tier="gate") if registry.get_model(m).gate_of]
+    assert {registry.get_model(m).gate_of for m in gated} == {"mobilenetv2", "resnet18", "gpt2", "yolov8n"}
+    for m in gated:
+        spec, full = registry.get_model(m), registry.get_model(registry.get_model(m).gate_of)
+        gate_recipe, full_recipe = spec.recipe(), full.recipe()
+        assert type(gate_recipe) is type(full_recipe) and gate_recipe != full_recipe
+        assert (spec.framework, spec.task, spec.dataset) == (full.framework, full.task, full.dataset)
+        assert spec.family == m != full.family and spec.tier == "gate" and not full.gate
+        changed = {f.name for f in dataclasses.fields(full_recipe)
+                   if getattr(gate_recipe, f.name) != getattr(full_recipe, f.name)}  # fmt: skip
+        assert changed and changed <= {"epochs", "train_size", "fine_tune_size", "canvases", "imgsz", "probe_train_size"}, changed
+        assert changed <= set(spec.description.split("with ", 1)[1].replace(",", " ").replace("=", " ").split())
+    # technique settings: the full recipe's, with the gate's shorter recovery where declared
+    assert registry.pair_config("yolov8n_gate", "channels50").fine_tune_epochs == 2.0
+    assert registry.pair_config("yolov8n", "channels50").fine_tune_epochs == 4.0
+    assert registry.pair_config("resnet18_gate", "prune50") == registry.pair_config("resnet18", "prune50")
+
+
+def test_gate_recipe_declarations_are_validated():
+    with pytest.raises(ValueError, match="need gate="):
+        registry.register_model(framework="torch", task="x", dataset="y", gate_recipe={"epochs": 1},
+                                name="_gate_recipe_no_gate")(lambda: None)  # fmt: skip
+    with pytest.raises(ValueError, match="non-empty dict"):
+        registry.register_model(framework="torch", task="x", dataset="y", gate=True, gate_recipe={},
+                                name="_gate_recipe_empty")(lambda: None)  # fmt: skip
+    with pytest.raises(ValueError, match="gate_settings need a gate_recipe"):
+        registry.register_model(framework="torch", task="x", dataset="y", gate=True,
+                                gate_settings={"Int8Config": {"calibration_size": 8}},
+                                name="_gate_settings_alone")(lambda: None)  # fmt: skip
+    assert "_gate_recipe_no_gate" not in registry.list_models()
+
+
+def test_a_gate_recipe_naming_an_unknown_field_says_which_are_valid(monkeypatch):
+    from compress.models.torch_classifier import TorchImageClassifier
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    registry.register_model(framework="torch", task="image-classification", dataset="fashion-mnist", gate=True,
+                            gate_recipe={"epoch": 1}, name="_team_cnn")(lambda: TorchImageClassifier("tiny_torch"))  # fmt: skip
+    with pytest.raises(UnknownNameError, match="unknown field of TorchImageClassifier in gate_recipe of '_team_cnn' "
+                                               "'epoch'. Did you mean 'epochs'"):  # fmt: skip
+        registry.get_model("_team_cnn_gate").recipe()
+    assert registry.pairs(tier="gate", model="_team_cnn*") == [("_team_cnn_gate", t) for t in
+                                                              registry.list_techniques(framework="torch", task="image-classification")]  # fmt: skip
 
 
 def test_gate_covers_every_technique_handler_of_the_full_tier():
@@ -86,11 +143,11 @@ def test_gate_declarations_are_validated():
 
 
 def test_gate_naming_an_inapplicable_technique_is_an_error(monkeypatch):
-    spec = registry.get_model("mobilenetv2")
-    monkeypatch.setitem(registry._MODELS, "mobilenetv2", dataclasses.replace(spec, gate=("onnx_int8",)))
+    spec = registry.get_model("mobilenetv2_gate")
+    monkeypatch.setitem(registry._MODELS, "mobilenetv2_gate", dataclasses.replace(spec, gate=("onnx_int8",)))
     with pytest.raises(ValueError, match="'onnx_int8' in the gate, but it does not apply to keras image-classification"):
         registry.pairs(tier="gate")
-    monkeypatch.setitem(registry._MODELS, "mobilenetv2", dataclasses.replace(spec, gate=("int4",)))
+    monkeypatch.setitem(registry._MODELS, "mobilenetv2_gate", dataclasses.replace(spec, gate=("int4",)))
     with pytest.raises(UnknownNameError, match="unknown technique 'int4'"):
         registry.pairs(tier="gate")
 
