@@ -12,11 +12,12 @@ import pytest
 
 from compress import prepare, registry, thresholds
 from compress.profile import CostProfile
-from compress.report import format_slower, format_table, with_latency_ratios
+from compress.report import format_planted, format_slower, format_table, with_latency_ratios
 
 log = logging.getLogger("compress.gate")
 
 _rows: dict[str, dict] = {}
+_planted: dict[str, dict] = {}
 _progress = {"total": 0, "started": 0, "t0": 0.0}
 _runner_ref: dict = {}
 _prepared = CostProfile()  # the worker processes' time (compress.prepare)
@@ -124,6 +125,12 @@ def pytest_generate_tests(metafunc):
     if {"model", "technique"} <= set(metafunc.fixturenames):
         pairs = _selected_pairs(metafunc.config)
         metafunc.parametrize(("model", "technique"), pairs, ids=[f"{m}.{t}" for m, t in pairs])
+    if "gate_model" in metafunc.fixturenames:
+        # the gate's self-test (test_planted.py): every model of the selected gate pairs; other tiers
+        # have no such test (their pairs' models are the gate's or judged by the same code)
+        gate = metafunc.config.getoption("tier") == "gate"
+        models = list(dict.fromkeys(m for m, _ in _selected_pairs(metafunc.config))) if gate else []
+        metafunc.parametrize("gate_model", models)
 
 
 def pytest_collection_finish(session):
@@ -177,6 +184,16 @@ def pair_profile(runner, model, technique):
 
 
 @pytest.fixture
+def record_planted():
+    """Collects one row per gate model's planted regression for the summary."""
+
+    def _record(model: str, row: dict) -> None:
+        _planted[model] = row
+
+    return _record
+
+
+@pytest.fixture
 def record():
     """Collects one row per pair for the end-of-run summary table."""
 
@@ -215,6 +232,9 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(format_table(list(_rows.values())))
         terminalreporter.write_line("")
         terminalreporter.write_line(format_slower(list(_rows.values())))
+    if _planted:
+        terminalreporter.write_sep("=", "planted regressions (this run)")
+        terminalreporter.write_line(format_planted(_planted))
     runner = _runner_ref.get("runner")
     if runner:
         terminalreporter.write_sep("=", "cost profile (this run)")

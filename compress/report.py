@@ -133,3 +133,19 @@ def format_slower(rows: list[dict]) -> str:
         for r in sorted(below, key=lambda r: r["psnr_over_bicubic"]):
             lines.append(f"  {r['model']}.{r['technique']} ({r.get('runtime', '?')}): {r['psnr_over_bicubic']:+.2f} dB")
     return "\n".join(lines)
+
+
+def format_planted(rows: dict[str, dict]) -> str:
+    """The gate's self-test, one line per model: its fp32 score, the planted regression's retention
+    (upper 95% bound) against the loosest floor, and the unresolvable change's against the strictest."""
+    lines = []
+    for model, r in rows.items():
+        w, s = r["wrong"], r["small"]
+        lines.append(
+            f"{model}: fp32 {r['metric']} {r['baseline']:.4g}; largest half zeroed: retention {w['retention']:.4f}"
+            f" (upper {w['retention_upper']:.4f}) vs loosest floor {r['loosest']}: "
+            f"{'FAILS, as it must' if r['caught'] else 'PASSED: the gate missed it'}; smallest 1% zeroed: "
+            f"{s['retention']:.4f} (upper {s['retention_upper']:.4f}) vs strictest floor {r['strictest']}: "
+            f"{'passes, as it must' if r['passed'] else 'FAILED: a change the test set cannot resolve'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""The gate's self-test: a regression planted in a technique fails the gate; a change the test set
+cannot resolve passes it.
+
+For every model of the gate (run after its pairs, on the same trained weights), a magnitude
+pruner with its sort inverted zeroes the largest half of each weight tensor
+(:mod:`compress.techniques.planted`): the model must fail even the loosest retention floor its
+gated pairs declare. The same pruner, sorted correctly at 1%, must pass the strictest one (floors
+above 1, an adaptation's gain over its base model, do not judge a change of the base model). Both
+are judged as every pair is: by the one-sided 95% confidence bound of the paired bootstrap on the
+per-example outcomes. The benchmark times the judge itself.
+"""
+
+import pytest
+
+from compress import registry, thresholds
+from compress.techniques.planted import PlantedPruningConfig, planted_chain
+
+WRONG = PlantedPruningConfig(fraction=0.5, largest=True)  # the planted bug: the largest half zeroed
+UNRESOLVABLE = PlantedPruningConfig(fraction=0.01, largest=False)  # a correct pruner, at 1%
+
+
+def test_planted_regression(benchmark, runner, bounds_table, record_planted, gate_model):
+    reason = runner.skip_reason(gate_model, "fp32")
+    if reason:
+        pytest.skip(reason)
+    floors = [thresholds.lookup(bounds_table, gate_model, t)["retention"]
+              for m, t in registry.pairs(tier="gate", model=gate_model)
+              if "retention" in {b.metric for b in thresholds.lookup(bounds_table, m, t).bounds}]  # fmt: skip
+    floors = sorted((b for b in floors if b.value <= 1.0), key=lambda b: b.value)
+    assert floors, f"{gate_model}: no gated pair declares a retention floor of at most 1 to judge a planted change"
+    loosest, strictest = floors[0], floors[-1]
+    with runner.profile.pair(f"{gate_model}.planted"):
+        wrong = runner.evaluate(gate_model, "fp32", planted_chain(WRONG)).metrics()
+        unresolvable = runner.evaluate(gate_model, "fp32", planted_chain(UNRESOLVABLE)).metrics()
+    judge_wrong = thresholds.Bounds(f"{gate_model}.planted_wrong_half", (loosest,))
+    judge_small = thresholds.Bounds(f"{gate_model}.planted_smallest_1pct", (strictest,))
+    caught = benchmark(judge_wrong.violations, wrong)
+    passed = judge_small.violations(unresolvable)
+    benchmark.extra_info.update(model=gate_model, technique="planted", family=registry.get_model(gate_model).family,
+                                wrong_half=wrong, smallest_1pct=unresolvable,
+                                loosest_floor=loosest.value, strictest_floor=strictest.value)  # fmt: skip
+    record_planted(gate_model, {"metric": wrong["metric"], "baseline": wrong[f"baseline_{wrong['metric']}"],
+                                "wrong": wrong, "small": unresolvable, "loosest": loosest.value,
+                                "strictest": strictest.value, "caught": bool(caught), "passed": not passed})  # fmt: skip
+    assert caught, (f"{gate_model}: the planted regression (the largest half of every weight tensor zeroed) "
+                    f"passed the loosest retention floor {loosest.value}: retention {wrong['retention']:.4f}, "
+                    f"upper bound {wrong['retention_upper']:.4f}")  # fmt: skip
+    assert not passed, "\n".join(["a change the test set cannot resolve (the smallest 1% of each weight tensor "
+                                  "zeroed) failed the strictest floor:", *passed])  # fmt: skip

@@ -1,0 +1,77 @@
+"""Regressions planted on purpose, to show that the gate's bounds catch what they claim.
+
+Never registered as a technique (no pair runs it): ``benchmarks/test_planted.py``
+applies it to each gate model's trained weights and checks the judge's verdict.
+
+:class:`PlantedPruningConfig` is magnitude pruning with its sort order as a
+parameter. With ``largest=True`` it has the bug of a pruner whose sort is
+inverted: it zeroes the *largest* ``fraction`` of each weight tensor's entries,
+and a model loses what it learnt. With ``largest=False`` it is a correct pruner
+at a setting too small to matter (the smallest 1%): a change that the test set
+cannot resolve, which must pass. Both act on the recipe's own weight arrays
+(``recipe.weights`` / ``recipe.load``), so one handler serves every framework:
+every floating-point array of two or more dimensions (convolution and dense
+kernels, embeddings); biases, normalization and integer buffers are kept.
+
+Example:
+    >>> from compress.techniques.planted import PlantedPruningConfig, planted_chain
+    >>> runner.evaluate("resnet18_gate", "fp32", planted_chain(PlantedPruningConfig()))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compress.registry import TechniqueConfig, check_range, register_handler
+
+__all__ = ["PlantedPruningConfig", "plant", "planted_chain"]
+
+
+@dataclass(frozen=True)
+class PlantedPruningConfig(TechniqueConfig):
+    """Zero ``fraction`` of each weight tensor's entries: the largest (``largest=True``: the
+    planted bug) or the smallest. No recovery fine-tune."""
+
+    fraction: float = 0.5
+    largest: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("fraction", self.fraction, 0.0, 1.0)
+        if not isinstance(self.largest, bool):
+            raise ValueError(f"largest must be a bool, got {self.largest!r}")
+
+
+def planted_chain(step: PlantedPruningConfig):
+    """``step`` then the fp32 export: the artefact whose quality the judge is shown."""
+    from compress.techniques.pipeline import PipelineConfig
+    from compress.techniques.quantization import Float32Config
+
+    return PipelineConfig((step, Float32Config()))
+
+
+def plant(arrays: list[np.ndarray], step: PlantedPruningConfig) -> list[np.ndarray]:
+    """``arrays`` with ``step`` applied to every floating-point array of two or more dimensions."""
+    out = []
+    for a in arrays:
+        a = np.asarray(a)
+        k = int(step.fraction * a.size)
+        if a.ndim < 2 or not np.issubdtype(a.dtype, np.floating) or k == 0:
+            out.append(a)
+            continue
+        flat = np.abs(a).ravel()
+        # the k entries to zero: argpartition on the magnitudes, from the top or the bottom
+        idx = np.argpartition(-flat if step.largest else flat, k - 1)[:k]
+        b = a.copy().ravel()
+        b[idx] = 0
+        out.append(b.reshape(a.shape))
+    return out
+
+
+def _apply(m, step: PlantedPruningConfig, runner):
+    return runner.derive(m, step, lambda: plant(m.recipe.weights(m.native), step))
+
+
+for _framework in ("keras", "torch", "ultralytics"):
+    register_handler(PlantedPruningConfig, _framework)(_apply)
