@@ -30,7 +30,9 @@ trains_team_cnn = pytest.mark.skipif(not REAL, reason="trains team_cnn on real F
 
 def _env(*paths: Path, plugins_var: str | None = None, **extra: str) -> dict:
     """This environment with ``paths`` first on PYTHONPATH and ``$COMPRESS_BENCH_PLUGINS`` as given."""
-    env = {k: v for k, v in os.environ.items() if k != plugins.ENV}
+    # not PYTEST_XDIST_*: a pytest started from an xdist worker would believe it is one, and
+    # pytest-benchmark disables itself there
+    env = {k: v for k, v in os.environ.items() if k != plugins.ENV and not k.startswith("PYTEST_XDIST_")}
     env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), *filter(None, [os.environ.get("PYTHONPATH")])])
     if plugins_var is not None:
         env[plugins.ENV] = plugins_var
