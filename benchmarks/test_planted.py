@@ -23,10 +23,9 @@ def test_planted_regression(benchmark, runner, bounds_table, record_planted, gat
     reason = runner.skip_reason(gate_model, "fp32")
     if reason:
         pytest.skip(reason)
-    floors = [thresholds.lookup(bounds_table, gate_model, t)["retention"]
-              for m, t in registry.pairs(tier="gate", model=gate_model)
-              if "retention" in {b.metric for b in thresholds.lookup(bounds_table, m, t).bounds}]  # fmt: skip
-    floors = sorted((b for b in floors if b.value <= 1.0), key=lambda b: b.value)
+    bounds = [b for _, t in registry.pairs(tier="gate", model=gate_model)
+              for b in thresholds.lookup(bounds_table, gate_model, t).bounds]  # fmt: skip
+    floors = sorted((b for b in bounds if b.metric == "retention" and b.value <= 1.0), key=lambda b: b.value)
     assert floors, f"{gate_model}: no gated pair declares a retention floor of at most 1 to judge a planted change"
     loosest, strictest = floors[0], floors[-1]
     with runner.profile.pair(f"{gate_model}.planted"):
