@@ -116,6 +116,26 @@ def test_bootstrap_is_paired_and_deterministic():
         detection.bootstrap(rows, rows[rows[:, 0] < 10], samples=2)
 
 
+def test_bootstrap_columns_are_the_joint_resamples():
+    """Each artefact's column, computed once and memoized, is what one loop drawing the same picks
+    for both artefacts gives (the paired bootstrap as first written)."""
+    from compress.models.yolo import Yolo
+
+    metric = get_metric("map50_95")
+    _, targets = Yolo(canvases=SMALL, imgsz=64).data("test")
+    rows = metric.outcomes(_perfect_outputs(targets), targets)
+    worse = rows[~((rows[:, 1] >= 0) & (rows[:, 0] % 3 == 0))]  # every third image's detections lost
+    per = [detection._by_image(r) for r in (worse, rows)]
+    rng, joint = np.random.default_rng(7), np.empty((30, 2))
+    for s in range(30):
+        pick = rng.integers(0, len(per[0]), len(per[0]))
+        for j, p in enumerate(per):
+            joint[s, j] = detection.ap_table(np.concatenate([p[i] for i in pick])).mean()
+    np.testing.assert_array_equal(detection.bootstrap(worse, rows, samples=30, seed=7), joint)
+    assert (joint[:, 0] < joint[:, 1]).all()
+    np.testing.assert_array_equal(detection.bootstrap(worse, samples=30, seed=7)[:, 0], joint[:, 0])
+
+
 @pytest.fixture(scope="module")
 def small_yolo(tmp_path_factory):
     """A YOLOv8n trained by ultralytics' trainer for 10 epochs on 768 small canvases."""

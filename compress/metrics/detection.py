@@ -122,18 +122,40 @@ def _by_image(rows: np.ndarray) -> list[np.ndarray]:
 
 def bootstrap(*outcomes: np.ndarray, samples: int = SAMPLES, seed: int = stats.SEED) -> np.ndarray:
     """mAP50-95 of each of ``outcomes`` (same test images) on ``samples`` paired resamples of the
-    images: ``(samples, len(outcomes))``."""
-    per = [_by_image(o) for o in outcomes]
-    n = len(per[0])
-    if any(len(p) != n for p in per):
-        raise ValueError(f"outcomes cover different numbers of images: {[len(p) for p in per]}")
-    rng = np.random.default_rng(seed)
-    out = np.empty((samples, len(outcomes)))
-    for s in range(samples):
-        pick = rng.integers(0, n, n)
-        for j, p in enumerate(per):
-            out[s, j] = ap_table(np.concatenate([p[i] for i in pick])).mean()
-    return out
+    images: ``(samples, len(outcomes))``.
+
+    Paired: resample ``s`` picks the same images for every artefact (the picks depend only on the
+    seed and the number of images), so each artefact's column is computed on its own, once per
+    process (:func:`_column`): a pair's value, its retention and its reference's value share them.
+    """
+    n = images(outcomes[0])
+    if any(images(o) != n for o in outcomes):
+        raise ValueError(f"outcomes cover different numbers of images: {[images(o) for o in outcomes]}")
+    return np.column_stack([_column(o, samples, seed) for o in outcomes])
+
+
+_COLUMNS: dict[tuple, np.ndarray] = {}  # (outcomes' digest, samples, seed) -> mAP50-95 per resample
+_KEPT = 64  # columns kept (200 floats each); the oldest goes first
+
+
+def _column(rows: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """mAP50-95 of outcome ``rows`` on each of the ``samples`` resamples of :func:`bootstrap` (memoized)."""
+    import hashlib
+
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    key = (hashlib.sha256(rows.tobytes()).hexdigest(), rows.shape, samples, seed)
+    if key not in _COLUMNS:
+        per = _by_image(rows)
+        n = len(per)
+        rng = np.random.default_rng(seed)
+        col = np.empty(samples)
+        for s in range(samples):
+            pick = rng.integers(0, n, n)
+            col[s] = ap_table(np.concatenate([per[i] for i in pick])).mean()
+        while len(_COLUMNS) >= _KEPT:
+            del _COLUMNS[next(iter(_COLUMNS))]
+        _COLUMNS[key] = col
+    return _COLUMNS[key].copy()
 
 
 class MeanAveragePrecision(TaskMetric):
