@@ -67,6 +67,35 @@ def test_runtimes_reject_what_they_cannot_load():
         get_runtime("onnxruntime").load(Artefact(b"", "pt", "onnxruntime"), 1)
 
 
+def test_torch_eager_runs_convolutional_networks_channels_last():
+    """A network with 2-d convolutions loads and takes its images in NHWC (torch.channels_last); one
+    without keeps the default layout. The outputs are the NCHW module's, to rounding."""
+    import torch
+    from torch import nn
+
+    from compress.runtimes.torch_eager import as_input, memory_format
+
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4)).eval()
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    assert memory_format(cnn) is torch.channels_last and memory_format(mlp) is None
+    x = np.random.default_rng(0).random((5, 3, 8, 8), dtype=np.float32)
+    nhwc = as_input(x, "cpu", torch.float32, torch.channels_last)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
+    assert as_input(x[0, 0], "cpu", torch.float32, torch.channels_last).is_contiguous()  # not a batch of images
+    for module in (cnn, mlp):
+        buf = io.BytesIO()
+        torch.save(module.state_dict(), buf)
+        art = Artefact(buf.getvalue(), "pt", "torch-eager", meta=lambda m=module: copy.deepcopy(m))
+        loaded = get_runtime("torch-eager").load(art, 1)
+        assert loaded.layout is memory_format(module)
+        if loaded.layout is not None:
+            assert loaded.module[0].weight.is_contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(loaded.predict(x, batch_size=2), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(loaded.single_image_fn(x[1])(), expected[1:2], rtol=1e-5, atol=1e-6)
+
 
 @pytest.fixture(scope="module")
 def tt(tmp_path_factory):
@@ -398,3 +427,4 @@ def test_int8_leaves_integer_tensors_alone_and_quantizes_the_float_ones():
         want = module(torch.from_numpy(x))
         got = program.module()(torch.from_numpy(x))
     assert got.shape == want.shape and torch.allclose(got, want, atol=0.05)
+

@@ -67,10 +67,28 @@ class TorchEager(Runtime):
             raise ValueError(f"the torch runtime runs 'pt' and 'pt2' artefacts, not {artefact.format!r}")
         module = module.eval() if artefact.format == "pt" else module
         module = module.to(device)
+        layout = memory_format(module) if artefact.format == "pt" else None
+        if layout is not None:
+            module = module.to(memory_format=layout)
         on_device = getattr(artefact.meta, "on_device", None)  # a skeleton's kernels for the device (2:4)
         if on_device is not None:
             module = on_device(module, device)
-        return LoadedTorch(module, artefact, num_threads, device)
+        return LoadedTorch(module, artefact, num_threads, device, layout)
+
+
+def memory_format(module):
+    """``torch.channels_last`` for a module with 2-d convolutions (PyTorch's layout for convolutional
+    networks: oneDNN's convolutions take NHWC without reordering), else None (the default layout).
+
+    Measured on an AMD EPYC (AVX2), one thread, ResNet18 at 32 px, 256 images a batch: float32 0.52 s
+    NCHW, 0.23 s NHWC; bfloat16 (no native bfloat16 arithmetic there) 7.7 s and 2.0 s. The layout
+    changes the order of float sums, not the arithmetic: outputs agree to rounding.
+    """
+    import torch
+
+    if any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
+        return torch.channels_last
+    return None
 
 
 def torch_unavailable(device: str) -> str | None:
@@ -125,14 +143,17 @@ def _load_state(data: bytes) -> dict:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-def as_input(x: np.ndarray, device: str, dtype):
-    """``x`` as a tensor on ``device``: floating inputs in the compute ``dtype``; integer inputs (token
-    ids) keep their type. A new contiguous array: numpy gives an added axis stride 0, and compiled
-    code guards on strides."""
+def as_input(x: np.ndarray, device: str, dtype, layout=None):
+    """``x`` as a tensor on ``device``: floating inputs in the compute ``dtype`` (a batch of images in
+    ``layout``, a ``torch.memory_format``, when given); integer inputs (token ids) keep their type.
+    A new contiguous array: numpy gives an added axis stride 0, and compiled code guards on strides."""
     import torch
 
     t = torch.from_numpy(np.array(x, order="C", copy=True))
-    return t.to(device, dtype) if t.is_floating_point() else t.to(device)
+    if not t.is_floating_point():
+        return t.to(device)
+    t = t.to(device, dtype)
+    return t.contiguous(memory_format=layout) if layout is not None and t.dim() == 4 else t
 
 
 def _compute_dtype(module):
@@ -146,8 +167,9 @@ def _compute_dtype(module):
 
 
 class LoadedTorch(LoadedArtefact):
-    def __init__(self, module, artefact: Artefact, num_threads: int, device: str = "cpu"):
+    def __init__(self, module, artefact: Artefact, num_threads: int, device: str = "cpu", layout=None):
         self.module = module
+        self.layout = layout  # the inputs' torch.memory_format (channels_last for a CNN), or None
         self._artefact = artefact
         self._threads = num_threads
         self.device = device
@@ -166,14 +188,14 @@ class LoadedTorch(LoadedArtefact):
         out = []
         with torch.inference_mode():
             for i in range(0, len(x), batch_size):
-                chunk = as_input(x[i : i + batch_size], self.device, self.dtype)
+                chunk = as_input(x[i : i + batch_size], self.device, self.dtype, self.layout)
                 out.append(self.module(chunk).float().cpu().numpy())
         return np.concatenate(out)
 
     def single_image_fn(self, x: np.ndarray) -> Callable[[], np.ndarray]:
         import torch
 
-        sample = as_input(x[None], self.device, self.dtype)
+        sample = as_input(x[None], self.device, self.dtype, self.layout)
         return batch1_fn(self.module, sample, self._set_threads, torch.inference_mode, self.device)
 
     def weight_arrays(self) -> list[np.ndarray]:
