@@ -4,13 +4,15 @@ profile of the run."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 
 import pytest
 
-from compress import prepare, registry, thresholds
+from compress import artefacts, prepare, registry, thresholds
+from compress.techniques import planted
 from compress.profile import CostProfile
 from compress.report import format_planted, format_slower, format_table, with_latency_ratios
 
@@ -40,6 +42,11 @@ def pytest_configure(config):
     except (thresholds.ThresholdsError, plugins.PluginError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_TABLE] = table
+    # The artefacts this run builds, shared by its processes (compress/artefacts.py): the prepare
+    # workers' exports are the ones the pairs time; a new folder every run, removed at its end.
+    stack = contextlib.ExitStack()
+    stack.enter_context(artefacts.run_folder())
+    config.stash[_STACK] = stack
     # --device: the session's Runner and the prepare workers read it from the environment.
     device = config.getoption("device")
     if device:
@@ -53,6 +60,13 @@ def pytest_configure(config):
 
 
 _TABLE = pytest.StashKey[dict]()
+_STACK = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_unconfigure(config):
+    stack = config.stash.get(_STACK, None)
+    if stack is not None:
+        stack.close()
 
 
 def pytest_addoption(parser):
@@ -137,9 +151,12 @@ def pytest_collection_finish(session):
     items = [item for item in session.items if "test_pair[" in item.nodeid]
     _progress["total"] = len(items)
     if items and not session.config.option.collectonly:
-        # Train and fine-tune what the selected pairs need, in worker processes side by side,
-        # before anything is timed (compress/prepare.py); the pairs then run serially.
+        # Train and fine-tune what the selected pairs need, build and evaluate their artefacts and
+        # the self-test's planted regressions, in worker processes side by side, before anything
+        # is timed (compress/prepare.py); the pairs then run serially.
         pairs = [(i.callspec.params["model"], i.callspec.params["technique"]) for i in items]
+        pairs += [(i.callspec.params["gate_model"], planted.TECHNIQUE) for i in session.items
+                  if "test_planted_regression[" in i.nodeid]  # fmt: skip
         _prepare_summary.update(prepare.prepare(pairs, session.config.getoption("prepare_jobs"), _prepared))
     _progress["t0"] = time.perf_counter()
 

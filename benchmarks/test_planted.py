@@ -13,10 +13,7 @@ per-example outcomes. The benchmark times the judge itself.
 import pytest
 
 from compress import registry, thresholds
-from compress.techniques.planted import PlantedPruningConfig, planted_chain
-
-WRONG = PlantedPruningConfig(fraction=0.5, largest=True)  # the planted bug: the largest half zeroed
-UNRESOLVABLE = PlantedPruningConfig(fraction=0.01, largest=False)  # a correct pruner, at 1%
+from compress.techniques import planted
 
 
 def test_planted_regression(benchmark, runner, bounds_table, record_planted, gate_model):
@@ -28,9 +25,8 @@ def test_planted_regression(benchmark, runner, bounds_table, record_planted, gat
     floors = sorted((b for b in bounds if b.metric == "retention" and b.value <= 1.0), key=lambda b: b.value)
     assert floors, f"{gate_model}: no gated pair declares a retention floor of at most 1 to judge a planted change"
     loosest, strictest = floors[0], floors[-1]
-    with runner.profile.pair(f"{gate_model}.planted"):
-        wrong = runner.evaluate(gate_model, "fp32", planted_chain(WRONG)).metrics()
-        unresolvable = runner.evaluate(gate_model, "fp32", planted_chain(UNRESOLVABLE)).metrics()
+    with runner.profile.pair(f"{gate_model}.{planted.TECHNIQUE}"):  # evaluated by a prepare worker, stored
+        wrong, unresolvable = planted.evaluate(runner, gate_model)
     judge_wrong = thresholds.Bounds(f"{gate_model}.planted_wrong_half", (loosest,))
     judge_small = thresholds.Bounds(f"{gate_model}.planted_smallest_1pct", (strictest,))
     caught = benchmark(judge_wrong.violations, wrong)

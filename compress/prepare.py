@@ -14,11 +14,14 @@ The next job is always the longest ready one by what it cost in this machine's
 saved runs (:func:`pair_costs`; a family's first job counts its whole family,
 which waits on it); without saved runs, TensorFlow and torch families
 alternate. Every job trains or fine-tunes into the shared cache (entries are
-locked: a model is built once), then builds its pair's artefact and stores its
-evaluation in the result store (:mod:`compress.results`). Nothing is timed while this runs; the gate then
-rebuilds every artefact with the code under test, reuses a stored evaluation
-only where the rebuilt bytes match, and times every pair serially, on a quiet
-machine.
+locked: a model is built once), then builds its pair's artefact, saves it in the
+run's artefact folder (:mod:`compress.artefacts`: this run's, removed at its end) and
+stores its evaluation in the result store (:mod:`compress.results`). The gate's
+self-test is a job of each gate model too (``(model, "planted")``: its two planted
+regressions evaluated). Nothing is timed while this runs; the gate then loads the
+artefacts this run built (building any a worker did not), reuses a stored
+evaluation only where the artefact's bytes match, and times every pair serially,
+on a quiet machine.
 
 Results do not depend on it: every model trains with a fixed seed and a fixed
 thread count (TensorFlow with op determinism), so a model built by a worker is
@@ -188,16 +191,20 @@ class JobQueue:
 
 
 def _chains(pairs: list[tuple[str, str]]) -> list[tuple[tuple[str, str], ...]]:
-    """``pairs`` as jobs: one per pair, a pair whose technique's steps extend another's in its job."""
+    """``pairs`` as jobs: one per pair, a pair whose technique's steps extend another's in its job
+    (the self-test's planted regressions, :data:`compress.techniques.planted.TECHNIQUE`, a job of their own)."""
     from compress.registry import get_technique
+    from compress.techniques.planted import TECHNIQUE as PLANTED
 
+    own = [(p,) for p in pairs if p[1] == PLANTED]
+    pairs = [p for p in pairs if p[1] != PLANTED]
     steps = {p: tuple(get_technique(p[1]).config.steps()) for p in pairs}
     jobs: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for p in pairs:
         root = next((q for q in pairs if q != p and q[0] == p[0] and len(steps[q]) < len(steps[p])
                      and steps[p][: len(steps[q])] == steps[q]), None)  # fmt: skip
         jobs.setdefault(root or p, []).append(p)
-    return [tuple(sorted(members, key=lambda q: len(steps[q]))) for members in jobs.values()]
+    return [tuple(sorted(members, key=lambda q: len(steps[q]))) for members in jobs.values()] + own
 
 
 def _sockets_blocked() -> bool:
@@ -220,19 +227,24 @@ def _init_worker(queue, level: int, offline: bool) -> None:
 
 
 def _build_family(pairs: list[tuple[str, str]]) -> tuple[dict, list[str]]:
-    """In a worker: train, fine-tune and (when the result store is on) evaluate ``pairs``.
+    """In a worker: train, fine-tune and (when the result store is on) build and evaluate ``pairs``
+    (a ``(model, "planted")`` pair: the self-test's two planted regressions of the model).
 
     Returns (profile rows, failures)."""
     from compress.frameworks import preload
 
     preload()
     from compress.runner import Runner
+    from compress.techniques import planted
 
     runner, failures = Runner(), []
     for m, t in pairs:
         with runner.profile.pair(f"{m}.{t}"):
             try:
-                if runner.skip_reason(m, t) is None:
+                if t == planted.TECHNIQUE:  # the self-test's regressions, planted in the trained model
+                    if runner.store.enabled and runner.skip_reason(m, "fp32") is None:
+                        planted.evaluate(runner, m)
+                elif runner.skip_reason(m, t) is None:
                     runner.prepare(m, t)
                     if runner.store.enabled:  # accuracy does not depend on load: stored for the gate
                         runner.evaluate(m, t)

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from compress import frameworks
+from compress.artefacts import RunArtefacts
 from compress.cache import WeightsCache, recipe_key
 from compress.machine import machine_info
 from compress.profile import CostProfile
@@ -205,11 +206,14 @@ class Runner:
         self.eval_threads = eval_threads or default_eval_threads()
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
         self.device = device or os.environ.get(ENV_DEVICE, "") or "cpu"
+        # inside a gate run: the artefacts its processes built (compress.artefacts), else None
+        self.run_artefacts = RunArtefacts.from_env()
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         self._models: dict[str, LoadedModel] = {}
         self._derived: dict[tuple, LoadedModel] = {}
         self._artefacts: dict[tuple, Artefact] = {}
+        self._exports: dict[tuple, Artefact] = {}
         self._params: dict[tuple, int] = {}
         self._loaded: dict[tuple, Any] = {}
         self._outcomes: dict[tuple, np.ndarray] = {}
@@ -323,11 +327,33 @@ class Runner:
             for step in steps[:-1]:
                 m = self.transform(m, step)
             self._params[memo] = m.recipe.count_params(m.native)
-            t0 = time.perf_counter()
-            with self.profile.phase("build"):
-                self._artefacts[memo] = handler_for(steps[-1], m.framework)(m, steps[-1], self)
-            log.info("%s: exported %s in %.1f s", model, type(steps[-1]).__name__, time.perf_counter() - t0)
+            self._artefacts[memo] = self.exported(m, steps[-1])
         return self._artefacts[memo]
+
+    def exported(self, m: LoadedModel, step: TechniqueConfig) -> Artefact:
+        """``m`` exported by ``step``: built once a run, memoized by the weights' key.
+
+        In a gate run, an artefact another of its processes built is loaded from the run's folder
+        (:mod:`compress.artefacts`), and one built here is saved there. An export handler that
+        starts from another export (ONNX int8 from the fp32 graph) asks for that one here."""
+        memo = (m.key, step)
+        if memo not in self._exports:
+            shared = self.run_artefacts
+            entry = shared.key(m.key, step.describe(), self.device) if shared else ""
+            with self.profile.phase("reuse"):
+                art = shared.get(m.name, entry) if shared else None
+            if art is not None:
+                log.info("%s: %s as exported earlier in this run (%s)", m.name, type(step).__name__, entry)
+            else:
+                t0 = time.perf_counter()
+                with self.profile.phase("build"):
+                    art = handler_for(step, m.framework)(m, step, self)
+                log.info("%s: exported %s in %.1f s", m.name, type(step).__name__, time.perf_counter() - t0)
+                if shared:
+                    with self.profile.phase("reuse"):
+                        shared.put(m.name, entry, art)
+            self._exports[memo] = art
+        return self._exports[memo]
 
     def prepare(self, model: str, technique: str) -> LoadedModel:
         """Train ``model`` and apply the technique's transform steps (fine-tunes): everything

@@ -59,27 +59,41 @@ def test_one_job_starts_nothing(tmp_path, monkeypatch):
 
 
 def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkeypatch, caplog):
+    from compress.artefacts import run_folder
+    from compress.techniques import planted
+
     monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
     profile = CostProfile()
-    with caplog.at_level(logging.INFO):
-        summary = prepare.prepare(PAIRS, jobs=2, profile=profile)
-    assert summary["families"] == 2 and summary["failures"] == []
-    # worker log lines reach this process's logging (the gate's live log)
-    assert "train tiny" in caplog.text and "train tiny_torch" in caplog.text
-    rows = profile.rows()
-    assert rows["tiny.fp32"]["prepare train"] > 0 and rows["tiny_torch.prune50"]["prepare fine-tune"] > 0
-    assert rows["tiny_torch.prune50"]["prepare evaluate"] > 0
+    jobs = [*PAIRS, ("tiny_torch", planted.TECHNIQUE)]  # the gate's self-test is a job too
+    with run_folder() as folder, caplog.at_level(logging.INFO):
+        summary = prepare.prepare(jobs, jobs=2, profile=profile)
+        assert summary["families"] == 2 and summary["failures"] == [] and summary["tasks"] == 5
+        # worker log lines reach this process's logging (the gate's live log)
+        assert "train tiny" in caplog.text and "train tiny_torch" in caplog.text
+        rows = profile.rows()
+        assert rows["tiny.fp32"]["prepare train"] > 0 and rows["tiny_torch.prune50"]["prepare fine-tune"] > 0
+        assert rows["tiny_torch.prune50"]["prepare evaluate"] > 0
+        assert rows["tiny_torch.planted"]["prepare evaluate"] > 0
+        assert len(list(folder.glob("tiny-*.bin"))) == 2  # the LiteRT artefacts; a torch state_dict is not kept
 
-    from compress.runner import Runner
+        from compress.runner import Runner
 
-    runner = Runner(cache=WeightsCache(tmp_path))
-    for m, t in PAIRS:  # all built and evaluated now: this process trains and evaluates nothing
-        with runner.profile.pair(f"{m}.{t}"):
-            runner.evaluate(m, t)
-    phases = {p for row in runner.profile.rows().values() for p in row}
+        runner = Runner(cache=WeightsCache(tmp_path))
+        for m, t in PAIRS:  # all built and evaluated now: this process trains and evaluates nothing
+            with runner.profile.pair(f"{m}.{t}"):
+                runner.evaluate(m, t)
+        with runner.profile.pair("tiny_torch.planted"):
+            wrong, small = planted.evaluate(runner, "tiny_torch")
+    assert wrong["retention"] < small["retention"]
+    rows = runner.profile.rows()
+    phases = {p for row in rows.values() for p in row}
     assert not phases & {"train", "fine-tune", "evaluate"}, phases
+    # the LiteRT artefacts the workers built are loaded, not built again
+    assert "build" not in rows["tiny.fp32"] and "build" not in rows["tiny.prune50"]
+    assert rows["tiny_torch.fp32"]["build"] > 0
     assert runner.store.hits > 0 and runner.store.misses == 0
     assert all(runner.is_cached(m) for m, _ in PAIRS)
+    assert not folder.exists()  # the run's artefacts are gone with it
 
     again = prepare.prepare(PAIRS, jobs=2)  # warm: the workers would only repeat the serial path
     assert again["skipped"] == "every model is already trained" and again["wall_s"] == 0

@@ -428,3 +428,15 @@ def test_int8_leaves_integer_tensors_alone_and_quantizes_the_float_ones():
         got = program.module()(torch.from_numpy(x))
     assert got.shape == want.shape and torch.allclose(got, want, atol=0.05)
 
+
+def test_quantized_onnx_starts_from_the_runners_fp32_export(tt, monkeypatch):
+    """onnx_dynamic and onnx_int8 quantize the fp32 graph the runner exported once for onnx_fp32."""
+    from compress.techniques import onnx_export as ox
+
+    calls, real = [], ox.export_onnx
+    monkeypatch.setattr(ox, "export_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
+    runner = Runner(tt.weights, eval_threads=1)
+    fp32 = runner.artefact(MODEL, _config("onnx_fp32"))
+    quantized = [runner.artefact(MODEL, _config(name)) for name in ("onnx_dynamic", "onnx_int8")]
+    assert len(calls) == 1 and runner.artefact(MODEL, _config("onnx_fp32")) is fp32
+    assert [q.data for q in quantized] == [tt.artefact(MODEL, _config(n)).data for n in ("onnx_dynamic", "onnx_int8")]

@@ -166,10 +166,19 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op
         return out.read_bytes()
 
 
+def float_graph(model, config: OnnxConfig, ctx, export) -> bytes:
+    """The fp32 ONNX graph that ``config`` quantizes: ``export()`` for ``onnx_fp32``; for a quantized
+    mode, the model's fp32 ONNX artefact as the runner has it (exported once for all of them), or
+    ``export()`` without a runner."""
+    if config.mode == "fp32" or ctx is None:
+        return export()
+    return ctx.exported(model, config.replace(mode="fp32")).data
+
+
 @register_handler(OnnxConfig, "torch", devices=("cpu", "cuda"))  # cuda: where onnxruntime has the provider
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """Export ``model.native`` to ONNX; quantize it as ``config.mode`` says."""
-    data = export_onnx(model.native, model.recipe.data("calib")[0][:1])
+    data = float_graph(model, config, ctx, lambda: export_onnx(model.native, model.recipe.data("calib")[0][:1]))
     if config.mode != "fp32":
         calib = calibration_inputs(model.recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
         if calib is not None:

@@ -26,7 +26,9 @@ import numpy as np
 
 from compress.registry import TechniqueConfig, check_range, register_handler
 
-__all__ = ["PlantedPruningConfig", "plant", "planted_chain"]
+__all__ = ["PlantedPruningConfig", "WRONG", "UNRESOLVABLE", "TECHNIQUE", "plant", "planted_chain", "evaluate"]
+
+TECHNIQUE = "planted"  # its row in the cost profile and its job in compress.prepare (not a registered technique)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,17 @@ class PlantedPruningConfig(TechniqueConfig):
         check_range("fraction", self.fraction, 0.0, 1.0)
         if not isinstance(self.largest, bool):
             raise ValueError(f"largest must be a bool, got {self.largest!r}")
+
+
+WRONG = PlantedPruningConfig(fraction=0.5, largest=True)  # the planted bug: the largest half zeroed
+UNRESOLVABLE = PlantedPruningConfig(fraction=0.01, largest=False)  # a correct pruner, at 1%
+
+
+def evaluate(runner, model: str) -> tuple[dict, dict]:
+    """The metrics of ``model``'s fp32 export after :data:`WRONG` and after :data:`UNRESOLVABLE`,
+    judged against its fp32 export as any pair is (``runner.evaluate``: stored in its result store)."""
+    return (runner.evaluate(model, "fp32", planted_chain(WRONG)).metrics(),
+            runner.evaluate(model, "fp32", planted_chain(UNRESOLVABLE)).metrics())  # fmt: skip
 
 
 def planted_chain(step: PlantedPruningConfig):

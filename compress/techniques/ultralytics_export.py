@@ -29,7 +29,7 @@ import numpy as np
 
 from compress.registry import register_handler
 from compress.runtimes.base import Artefact
-from compress.techniques.onnx_export import OnnxConfig, export_onnx, quantize_onnx
+from compress.techniques.onnx_export import OnnxConfig, export_onnx, float_graph, quantize_onnx
 from compress.techniques.quantization import (
     DynamicRangeConfig,
     Float16Config,
@@ -50,7 +50,8 @@ def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     from compress.models.yolo import deploy_module
 
     recipe = model.recipe
-    data = export_onnx(deploy_module(model.native, recipe.imgsz), recipe.data("calib")[0][:1])
+    data = float_graph(model, config, ctx, lambda: export_onnx(deploy_module(model.native, recipe.imgsz),
+                                                               recipe.data("calib")[0][:1]))  # fmt: skip
     if config.mode != "fp32":
         calib = calibration_inputs(recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
         if calib is not None:
@@ -169,4 +170,6 @@ def float16_weights(tflite: bytes) -> bytes:
 
 @register_handler(Float16Config, FRAMEWORK, why=LITERT_CPU)
 def float16(model, config: Float16Config, ctx) -> Artefact:
-    return _artefact(float16_weights(_litert(model, None)))
+    """The float32 export (the runner's ``fp32`` artefact of the model, exported once) with float16 weights."""
+    fp32 = ctx.exported(model, Float32Config()).data if ctx is not None else _litert(model, None)
+    return _artefact(float16_weights(fp32))
