@@ -141,7 +141,6 @@ def _sentiment_available() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _sentiment_available(), reason="the sentiment data is not cached (python -m compress.data.sentiment fetch)")
 def _own_cache(tmp_path, monkeypatch) -> None:
     """A fresh cache for what a test trains, the sentiment data read where it is."""
     from compress.data.sentiment import find_sdist
@@ -150,6 +149,10 @@ def _own_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
 
 
+needs_sentiment = pytest.mark.skipif(not _sentiment_available(), reason="the sentiment data is not cached (python -m compress.data.sentiment fetch)")
+
+
+@needs_sentiment
 def test_the_xlmr_student_tokenizes_with_its_own_unigram_pieces(tmp_path, monkeypatch):
     _own_cache(tmp_path, monkeypatch)
     from compress.models import text_classifier
@@ -174,7 +177,7 @@ def test_the_xlmr_student_tokenizes_with_its_own_unigram_pieces(tmp_path, monkey
         assert model(torch.from_numpy(x[:4])).shape == (4, 2)
 
 
-@pytest.mark.skipif(not _sentiment_available(), reason="the sentiment data is not cached (python -m compress.data.sentiment fetch)")
+@needs_sentiment
 def test_the_unigram_tokenizer_is_trained_once_kept_and_keys_the_weights(tmp_path, monkeypatch):
     """Unigram training differs from process to process (Rust's per-process hash seed): the pieces
     are kept on disk and every later process reads them; the weights' key holds their digest."""

@@ -4,11 +4,17 @@ import sys
 from compress import frameworks
 
 
-def test_torch_was_imported_before_tensorflow_in_this_process():
-    frameworks.tensorflow()
-    mods = list(sys.modules)
-    if "torch" in mods:
-        assert mods.index("torch") < mods.index("tensorflow")
+def test_tensorflow_comes_after_torch_and_triton():
+    """In a fresh process (this one may have imported either already), frameworks.tensorflow()
+    imports torch and triton before TensorFlow."""
+    code = (
+        "import sys, compress.frameworks as f; f.tensorflow(); m = list(sys.modules); "
+        "print(m.index('torch'), m.index('triton'), m.index('tensorflow'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    torch_at, triton_at, tf_at = map(int, out.stdout.split()[-3:])
+    assert torch_at < tf_at and triton_at < tf_at
 
 
 def test_tensorflow_then_torchvision_does_not_crash():
