@@ -8,10 +8,13 @@ are stored on disk, keyed by everything they depend on:
   artefact, the reference artefact's bytes too;
 - the evaluation data (SHA-256 of the model-ready test arrays and labels);
 - the runtime and its version, and the evaluation threads;
-- :data:`EVAL_VERSION` (bump it when evaluation code changes meaning), the task
-  metric's own ``version`` (:class:`compress.metrics.TaskMetric`; bump it when one
-  metric's scoring changes) and the model recipe's description (its task outputs
-  and preprocessing);
+- the evaluation code: a digest of the source files that produce the outcomes
+  (:func:`code_digest`: the runtime's module and the runtimes' base, the task
+  metric's module and the metrics' base, the recipe's module, the runner and this
+  module), read from the files, so that an edit to any of them measures again;
+  :data:`EVAL_VERSION` and the task metric's own ``version``
+  (:class:`compress.metrics.TaskMetric`) say so where a change elsewhere changes
+  meaning; and the model recipe's description (its task outputs and preprocessing);
 - the CPU (kernels differ between instruction sets: int8 outputs may too).
 
 A warm run still rebuilds every artefact with the code under test; only when the
@@ -48,6 +51,35 @@ ENV_NO_STORE = "COMPRESS_BENCH_NO_RESULT_STORE"
 
 def digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def module_source(name: str) -> bytes:
+    """The bytes of module ``name``'s source file (imported or not).
+
+    Raises:
+        ValueError: no such module, or one without a source file (a builtin or an extension).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"module {name!r} has no Python source file to digest")
+    return Path(spec.origin).read_bytes()
+
+
+def code_digest(modules) -> str:
+    """SHA-256 over the names and source files of ``modules`` (sorted, each once): what a stored
+    result's evaluation code was. Read once a process per set of modules."""
+    names = tuple(sorted(set(modules)))
+    if names not in _CODE:
+        h = hashlib.sha256()
+        for name in names:
+            h.update(name.encode() + b"\0" + digest_bytes(module_source(name)).encode() + b"\0")
+        _CODE[names] = h.hexdigest()
+    return _CODE[names]
+
+
+_CODE: dict[tuple[str, ...], str] = {}
 
 
 def digest_arrays(*arrays: np.ndarray) -> str:

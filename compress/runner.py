@@ -39,7 +39,7 @@ from compress.registry import (
     pair_config,
 )
 from compress.metrics import metric_of
-from compress.results import EVAL_VERSION, ResultStore, digest_arrays, digest_bytes
+from compress.results import EVAL_VERSION, ResultStore, code_digest, digest_arrays, digest_bytes
 from compress.runtimes.base import Artefact, get_runtime
 from compress.techniques.pruning import sparsity
 from compress.techniques.quantization import Float32Config
@@ -412,12 +412,26 @@ class Runner:
             "eval_threads": self._eval_threads(art),
             **({"device": self.device, "device_name": _device_name(self.device)} if self.device != "cpu" else {}),
             "eval_version": EVAL_VERSION,
+            "code": self._eval_code(art, m.recipe, kind),
             **({"metric_version": metric_of(m.recipe).version} if metric_of(m.recipe).version != 1 else {}),
             "recipe": _describe_recipe(m.recipe),
             "cpu": machine_info()["cpu"],
             "cpu_flags": machine_info()["cpu_flags"],
             **more,
         }
+
+    @staticmethod
+    def _eval_code(art: Artefact, recipe: Any, kind: str) -> str:
+        """Digest of the source files a stored metric of ``art`` comes from (:func:`compress.results.code_digest`):
+        its runtime's module, the task metric's, the recipe's, the runner and the result store (with
+        their bases); for ``artefact_metrics``, the sparsity count's module too."""
+        from compress.runtimes.base import RUNTIMES
+
+        modules = [RUNTIMES[art.runtime].split(":")[0], "compress.runtimes.base", type(metric_of(recipe)).__module__,
+                   "compress.metrics", type(recipe).__module__, __name__, "compress.results"]  # fmt: skip
+        if kind == "artefact_metrics":
+            modules.append("compress.techniques.pruning")
+        return code_digest(modules)
 
     def _measure(self, label: str, basis: dict, compute: Callable[[], dict], required=()) -> dict:
         """A stored payload (phase ``reuse``), or ``compute()`` (phase ``evaluate``) stored now."""

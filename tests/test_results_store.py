@@ -190,3 +190,38 @@ def test_a_metric_whose_scoring_changed_is_measured_again(fresh_runner, monkeypa
     bumped = fresh_runner()
     bumped.outcomes("tiny", Float32Config())
     assert bumped.store.hits == 0 and bumped.store.misses == 1
+
+
+@pytest.mark.parametrize("module", ["compress.runtimes.litert", "compress.metrics.accuracy", "compress.runner"])
+def test_an_edit_to_the_evaluation_code_measures_again(fresh_runner, monkeypatch, module):
+    """The key holds a digest of the source files that produced the outcomes (read from the files,
+    not typed by hand): unchanged, the stored result is served; one edited, it is measured again."""
+    from compress import results
+
+    first = fresh_runner()
+    first.outcomes("tiny", Float32Config())
+    same = fresh_runner()
+    same.outcomes("tiny", Float32Config())
+    assert same.store.hits == 1 and same.store.misses == 0
+
+    real = results.module_source
+    monkeypatch.setattr(results, "module_source", lambda name: real(name) + (b"\n# edited" if name == module else b""))
+    monkeypatch.setattr(results, "_CODE", {})
+    edited = fresh_runner()
+    edited.outcomes("tiny", Float32Config())
+    assert edited.store.hits == 0 and edited.store.misses == 1
+
+    monkeypatch.setattr(results, "module_source", real)  # the edit undone: the first result serves again
+    monkeypatch.setattr(results, "_CODE", {})
+    undone = fresh_runner()
+    undone.outcomes("tiny", Float32Config())
+    assert undone.store.hits == 1 and undone.store.misses == 0
+
+
+def test_code_digest_reads_the_files_and_names_what_it_cannot():
+    from compress import results
+
+    assert results.code_digest(["compress.stats", "compress.cache"]) == results.code_digest(["compress.cache", "compress.stats"])
+    assert results.code_digest(["compress.stats"]) != results.code_digest(["compress.cache"])
+    with pytest.raises(ValueError, match="no Python source"):
+        results.module_source("compress.no_such_module")
