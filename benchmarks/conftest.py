@@ -20,6 +20,7 @@ log = logging.getLogger("compress.gate")
 
 _rows: dict[str, dict] = {}
 _planted: dict[str, dict] = {}
+_skipped: dict[str, str] = {}  # pair (or self-test) -> why it was skipped
 _progress = {"total": 0, "started": 0, "t0": 0.0}
 _runner_ref: dict = {}
 _prepared = CostProfile()  # the worker processes' time (compress.prepare)
@@ -201,6 +202,30 @@ def pair_profile(runner, model, technique):
 
 
 @pytest.fixture
+def runnable(request, runner):
+    """``runnable(model, technique)``: skips a pair that cannot run here, saying why, except that in
+    the gate a pair whose data, weights or libraries are missing fails (the gate never shrinks
+    silently); its message names what is missing and the command that fetches it."""
+
+    def check(model: str, technique: str) -> None:
+        missing = runner.missing(model)
+        if missing and request.config.getoption("tier") == "gate":
+            pytest.fail(f"{model}.{technique}: {missing} (a gate pair never skips for missing data or weights)",
+                        pytrace=False)  # fmt: skip
+        reason = runner.skip_reason(model, technique)
+        if reason:
+            pytest.skip(reason)
+
+    return check
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and report.when in ("setup", "call") and "[" in report.nodeid:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped[report.nodeid.split("[", 1)[1].rstrip("]")] = reason.removeprefix("Skipped: ")
+
+
+@pytest.fixture
 def record_planted():
     """Collects one row per gate model's planted regression for the summary."""
 
@@ -249,6 +274,10 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(format_table(list(_rows.values())))
         terminalreporter.write_line("")
         terminalreporter.write_line(format_slower(list(_rows.values())))
+    if _skipped:
+        terminalreporter.write_sep("=", f"skipped ({len(_skipped)})")
+        for name, why in sorted(_skipped.items()):
+            terminalreporter.write_line(f"{name}: {why}")
     if _planted:
         terminalreporter.write_sep("=", "planted regressions (this run)")
         terminalreporter.write_line(format_planted(_planted))

@@ -517,10 +517,17 @@ class Runner:
                 return t
         return "fp32"
 
+    @staticmethod
+    def missing(model: str) -> str | None:
+        """What ``model`` needs that this machine lacks (its data, weights or a library), saying how
+        to get it, or None."""
+        recipe = get_model(model).recipe()
+        return recipe.unavailable() if hasattr(recipe, "unavailable") else None
+
     def skip_reason(self, model: str, technique: str) -> str | None:
         """Why a registered pair cannot run here (missing data or weights, unsupported step), or None."""
         recipe = get_model(model).recipe()
-        reason = recipe.unavailable() if hasattr(recipe, "unavailable") else None
+        reason = self.missing(model)
         if reason:
             return reason
         unsupported = getattr(recipe, "unsupported", ())

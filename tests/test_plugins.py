@@ -339,3 +339,37 @@ def test_gate_end_to_end_trains_team_cnn_and_holds_the_team_bounds(tmp_path):
     assert re.search(r"\b1 failed, 4 passed\b", out), out
     assert re.search(r"team_cnn\.onnx_int8: retention 1\.0\d+ is below min 1\.5 .*bound set in "
                      + re.escape(str(scratch)) + r"\)", out), out
+
+
+def test_a_gate_pair_without_its_data_fails_naming_the_fetch_and_is_skipped_in_full(tmp_path):
+    """The gate never shrinks silently: a gate model whose data are missing fails (its pair and its
+    self-test), saying what is missing and how to fetch it; the full tier skips it, saying why, and the
+    summary lists the skip."""
+    _module(tmp_path, "team_missing_data", """
+        from dataclasses import dataclass
+
+        from compress.models.torch_classifier import TorchImageClassifier
+        from compress.registry import register_model
+
+
+        @dataclass(frozen=True)
+        class NotHere(TorchImageClassifier):
+            def unavailable(self):
+                return "the team's images are not in /nowhere: run `team-data fetch`"
+
+
+        @register_model(framework="torch", task="image-classification", dataset="team images", gate=("fp32",))
+        def team_missing():
+            return NotHere("resnet18")
+        """)  # fmt: skip
+    base = [sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-only", "--plugin", "team_missing_data",
+            "-k", "team_missing", "-p", "no:cacheprovider"]  # fmt: skip
+    env = _env(tmp_path, COMPRESS_BENCH_CACHE=str(tmp_path / "cache"), COMPRESS_BENCH_PREPARE_JOBS="1")
+    gate = _run(base, env)
+    out = gate.stdout + gate.stderr
+    assert gate.returncode == 1 and re.search(r"\b2 failed\b", out) and "skipped" not in out.split("short test summary")[-1], out
+    assert out.count("the team's images are not in /nowhere: run `team-data fetch` (a gate pair never skips") >= 2, out
+    full = _run([*base, "--tier", "full"], env)
+    out = full.stdout + full.stderr
+    assert full.returncode == 0 and re.search(r"\b\d+ skipped\b", out) and "failed" not in out, out  # every torch pair
+    assert re.search(r"^team_missing\.fp32: the team's images are not in /nowhere", full.stdout, re.M), out
