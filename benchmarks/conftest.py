@@ -270,7 +270,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 def pytest_terminal_summary(terminalreporter):
     if _rows:
-        terminalreporter.write_sep("=", "compression results (this run)")
+        terminalreporter.write_sep("=", "compression results (latency timed this run; quality measured now or stored)")
         terminalreporter.write_line(format_table(list(_rows.values())))
         terminalreporter.write_line("")
         terminalreporter.write_line(format_slower(list(_rows.values())))

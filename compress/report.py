@@ -31,8 +31,11 @@ COLUMNS = (
     ("latency_ms", "p50 ms", "{:.3f}"),
     ("throughput", "ex/s b32", "{:,.0f}"),
     ("latency_ratio", "vs own fp32", "{:.2f}x"),
-    ("latency_ratio_best", "vs best fp32", "{:.2f}x"),
+    ("latency_ratio_best", "vs best fp32*", "{:.2f}x"),
+    ("quality_from", "quality", "{}"),
 )
+# a ratio not timed interleaved with its reference: its cell is marked, and the table says so
+SEPARATE = "*"
 
 
 def with_latency_ratios(rows: list[dict]) -> list[dict]:
@@ -63,6 +66,7 @@ def with_latency_ratios(rows: list[dict]) -> list[dict]:
         base = own.get((r["model"], r.get("runtime")))
         if lat and base and "latency_ratio" not in r:  # keep a ratio measured interleaved
             r["latency_ratio"] = lat / base
+            r["latency_ratio_separate"] = not is_ref(r)  # medians of separate tests (a reference's own is 1)
         fam = best.get(r.get("family", r["model"]))
         if lat and fam:
             r["latency_ratio_best"], r["best_fp32"] = lat / fam[0], fam[1]
@@ -99,7 +103,8 @@ def format_table(rows: list[dict]) -> str:
     cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
     cells = [[h for _, h, _ in cols]]
     for r in rows:
-        cells.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in cols])
+        cells.append([(fmt.format(r[k]) + (SEPARATE if k == "latency_ratio" and r.get("latency_ratio_separate") else ""))
+                      if r.get(k) is not None else "-" for k, _, fmt in cols])  # fmt: skip
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     left = {"model", "technique", "runtime"}
     lines = []
@@ -108,6 +113,9 @@ def format_table(rows: list[dict]) -> str:
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))  # fmt: skip
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
+    if any(k == "latency_ratio_best" for k, _, _ in cols) or any(r.get("latency_ratio_separate") for r in rows):
+        lines.append(f"{SEPARATE} medians of separate tests, not timed interleaved (vs own fp32 is interleaved "
+                     f"unless marked; vs best fp32 never is)")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -134,12 +134,14 @@ class ResultStore:
         self.root = (root or cache_root()) / "results"
         self.enabled = enabled if enabled is not None else os.environ.get(ENV_NO_STORE, "") in ("", "0")
         self.hits = self.misses = 0
+        self.stored_at: str | None = None  # when the entry the last get() served was measured (UTC), else None
 
     def path(self, basis: dict) -> Path:
         return self.root / f"{recipe_key(basis)}.json"
 
     def get(self, basis: dict, required: tuple[str, ...] = ()) -> dict | None:
         """The stored payload for ``basis``, or None when absent or not verifiable."""
+        self.stored_at = None
         if not self.enabled:
             return None
         path = self.path(basis)
@@ -162,11 +164,15 @@ class ResultStore:
             self.misses += 1
             return None
         self.hits += 1
+        self.stored_at = entry.get("stored_at", "before stored entries were dated")
         return payload
 
     def put(self, basis: dict, payload: dict) -> None:
         if not self.enabled:
             return
+        import time
+
         entry = {"basis": json.loads(_canonical(basis)), "payload": payload,
-                 "sha256": digest_bytes(_canonical(payload))}  # fmt: skip
+                 "sha256": digest_bytes(_canonical(payload)),
+                 "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
         atomic_write_bytes(self.path(basis), json.dumps(entry, sort_keys=True).encode())

@@ -116,6 +116,8 @@ class PairResult:
     timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     device: str = "cpu"  # where the artefact ran: cpu, or cuda (its name in device_name)
     device_name: str = "cpu"
+    # where the per-example outcomes came from: "measured now", or "stored <UTC time>" (the result store)
+    quality_from: str = "measured now"
 
     @property
     def size_ratio(self) -> float:
@@ -148,6 +150,7 @@ class PairResult:
             "parameters": self.parameters,
             "param_ratio": round(self.parameters / self.reference_parameters, 6),
             "eval_images": self.eval_images,
+            "quality_from": self.quality_from,
             **self.extra,
         }
 
@@ -217,6 +220,8 @@ class Runner:
         self._params: dict[tuple, int] = {}
         self._loaded: dict[tuple, Any] = {}
         self._outcomes: dict[tuple, np.ndarray] = {}
+        self._origins: dict[tuple, str] = {}  # outcomes' memo -> "measured now" or "stored <when>"
+        self._origin = ""
         self._data_digests: dict[str, str] = {}
         self._digests: dict[int, str] = {}  # id(artefact) -> SHA-256 of its bytes (artefacts are memoized)
         self._gzip: dict[str, int] = {}
@@ -439,7 +444,9 @@ class Runner:
             payload = self.store.get(basis, required)
         if payload is not None:
             log.info("%s: reused the stored result (artefact %s unchanged)", label, basis["artefact"][:12])
+            self._origin = f"stored {self.store.stored_at}"
             return payload
+        self._origin = "measured now"
         with self.profile.phase("evaluate"):
             payload = compute()
         with self.profile.phase("reuse"):
@@ -468,6 +475,7 @@ class Runner:
             payload = self._measure(f"{model} {type(config).__name__}", self._store_basis(model, config, "outcomes"),
                                     compute, required=(key,))  # fmt: skip
             self._outcomes[memo] = metric.unpack(payload[key])
+            self._origins[memo] = self._origin
         return self._outcomes[memo]
 
     def score(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
@@ -618,6 +626,7 @@ class Runner:
             extra=more.get("extra", {}),
             device=self.device,
             device_name=_device_name(self.device),
+            quality_from=self._origins[(model, self._chain(config))],
         )
         self._results[memo] = res
         return res

@@ -17,8 +17,21 @@ def test_table_shows_only_columns_with_values_and_dashes_for_gaps():
     ])  # fmt: skip
     lines = text.splitlines()
     assert lines[0].split() == ["model", "technique", "size", "p50", "ms", "vs", "own", "fp32",
-                                "vs", "best", "fp32"]  # fmt: skip
+                                "vs", "best", "fp32*"]  # fmt: skip
     assert lines[3].split() == ["a", "int8", "0.250", "-", "-", "-"]
+    assert lines[4].startswith("* medians of separate tests, not timed interleaved")
+
+
+def test_a_ratio_not_timed_interleaved_is_marked_and_a_timed_one_is_not():
+    rows = [{"model": "a", "technique": "fp32", "latency_ms": 2.0, "reference": True},
+            {"model": "a", "technique": "int8", "latency_ms": 1.0, "reference": False},  # no interleaved ratio
+            {"model": "a", "technique": "prune50", "latency_ms": 1.5, "reference": False, "latency_ratio": 0.7,
+             "quality_from": "stored 2026-12-07T09:00:00Z"}]  # fmt: skip
+    lines = format_table(rows).splitlines()
+    assert lines[0].split()[-1] == "quality"
+    assert "0.50x*" in lines[3] and "0.70x" in lines[4] and "0.70x*" not in lines[4]
+    assert "1.00x*" not in lines[2]  # a reference against itself
+    assert lines[4].split()[-1] == "2026-12-07T09:00:00Z" and lines[3].split()[-1] == "-"
 
 
 def test_best_fp32_is_the_fastest_reference_of_the_family_across_runtimes():

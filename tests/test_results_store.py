@@ -1,6 +1,7 @@
 """The result store: reuse only what cannot have changed, never trust a damaged entry."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -121,6 +122,8 @@ def test_unchanged_artefact_is_reused_changed_bytes_are_measured(fresh_runner):
     assert (b.score, b.baseline_score, b.retention_upper, b.sparsity, b.gzip_bytes, b.reference_gzip_bytes) == (
         a.score, a.baseline_score, a.retention_upper, a.sparsity, a.gzip_bytes, a.reference_gzip_bytes)  # fmt: skip
     assert b.gzip_bytes == second.artefact("tiny", Int8Config()).gzip_nbytes()  # what is stored is the real size
+    # the summary says which: measured in this run, or served by the store (and when it was measured)
+    assert a.quality_from == "measured now" and re.fullmatch(r"stored 20\d\d-\d\d-\d\dT[\d:]{8}Z", b.quality_from)
     assert np.array_equal(second.outcomes("tiny", Int8Config()), first.outcomes("tiny", Int8Config()))
 
     third = fresh_runner()  # other calibration: other bytes, so measured, never served
