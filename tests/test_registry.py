@@ -65,7 +65,10 @@ def test_gate_recipes_cut_only_the_training_budget():
     # technique settings: the full recipe's, with the gate's shorter recovery where declared
     assert registry.pair_config("yolov8n_gate", "channels50").fine_tune_epochs == 2.0
     assert registry.pair_config("yolov8n", "channels50").fine_tune_epochs == 4.0
-    assert registry.pair_config("resnet18_gate", "prune50") == registry.pair_config("resnet18", "prune50")
+    gate, full = registry.pair_config("resnet18_gate", "prune50"), registry.pair_config("resnet18", "prune50")
+    assert (gate.fine_tune_epochs, full.fine_tune_epochs) == (1.0, 3.0)
+    assert gate.replace(fine_tune_epochs=3.0) == full and gate.learning_rate == 2e-4  # the model's own rate kept
+    assert registry.pair_config("resnet18_gate", "int8") == registry.pair_config("resnet18", "int8")
 
 
 def test_gate_recipe_declarations_are_validated():
