@@ -123,7 +123,11 @@ def load() -> None:
                 else:
                     importlib.import_module(module)
             except Exception as exc:
-                err = PluginError(f"plugin {module!r} (named by {where}) failed to import: {_explain(exc)}")
+                fix = ""
+                if isinstance(exc, ModuleNotFoundError) and exc.name and module.split(".")[0] == exc.name.split(".")[0]:
+                    fix = (f"; put the folder holding {module.split('.')[0]!r} on PYTHONPATH "
+                           f"(PYTHONPATH=path/to/folder) or install its package (pip install -e path/to/package)")
+                err = PluginError(f"plugin {module!r} (named by {where}) failed to import: {_explain(exc)}{fix}")
                 err.__cause__ = exc
                 _failed[module] = err
                 raise err from exc

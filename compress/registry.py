@@ -238,7 +238,19 @@ def get_model(name: str) -> ModelSpec:
     try:
         return _MODELS[name]
     except KeyError:
-        raise _unknown("model", name, sorted(_MODELS)) from None
+        err = _unknown("model", name, sorted(_MODELS))
+        raise UnknownNameError(f"{err}. {_plugins_said()}") from None
+
+
+def _plugins_said() -> str:
+    """Which plugins registered models in this process: a team's model is unknown until one does."""
+    from compress import plugins
+
+    loaded = plugins.loaded()
+    if not loaded:
+        return (f"No plugin was loaded (none named by --plugin, ${plugins.ENV} or a {plugins.GROUP} entry "
+                "point): a team's models register when their module is imported (README: Your own models).")  # fmt: skip
+    return f"Plugins loaded: {', '.join(sorted(loaded))}."
 
 
 # -- techniques ------------------------------------------------------------------

@@ -66,6 +66,10 @@ def test_an_env_var_plugin_registers_its_models_everywhere_the_registry_is_read(
         registry.list_models(); plugins.load(); plugins.load()  # idempotent
         print("loaded", plugins.loaded())
         print("spec", registry.get_model("team_cnn").recipe())
+        try:
+            registry.get_model("team_cnx")
+        except registry.UnknownNameError as exc:
+            print("unknown", str(exc).endswith(". Plugins loaded: team_models."))
         """,
         _env(EXAMPLE, plugins_var=" team_models ,, team_models"),
     )
@@ -75,6 +79,7 @@ def test_an_env_var_plugin_registers_its_models_everywhere_the_registry_is_read(
     assert lines["gate"] == repr(TEAM_PAIRS)
     assert lines["loaded"] == "{'team_models': '$COMPRESS_BENCH_PLUGINS (set directly or by --plugin)'}"
     assert "TorchImageClassifier(arch='team_cnn'" in lines["spec"]
+    assert lines["unknown"] == "True"  # an unknown name says which plugins were loaded
 
 
 def test_plugin_option_values_extend_the_environment(monkeypatch):
@@ -119,7 +124,9 @@ def test_a_missing_plugin_fails_in_the_cli_and_the_gate_with_its_name(tmp_path):
     assert cli.returncode == 2
     assert cli.stderr.strip() == ("error: plugin 'no_such_team_module' (named by $COMPRESS_BENCH_PLUGINS (set "
                                   "directly or by --plugin)) failed to import: ModuleNotFoundError: No module "
-                                  "named 'no_such_team_module'")  # fmt: skip
+                                  "named 'no_such_team_module'; put the folder holding 'no_such_team_module' on "
+                                  "PYTHONPATH (PYTHONPATH=path/to/folder) or install its package (pip install -e "
+                                  "path/to/package)")  # fmt: skip
     gate = _run([sys.executable, "-m", "pytest", "benchmarks/", "--collect-only", "-q", "-p", "no:cacheprovider",
                  "--plugin", "no_such_team_module"], _env())  # fmt: skip
     assert gate.returncode == 4, gate.stdout + gate.stderr  # pytest's usage error: nothing collected or trained

@@ -160,6 +160,9 @@ def test_unknown_model_lists_valid_names_and_suggests():
         registry.get_model("mobilenetv3")
     msg = str(err.value)
     assert "'mobilenetv3'" in msg and "Did you mean 'mobilenetv2'" in msg and "tiny" in msg
+    assert msg.endswith("No plugin was loaded (none named by --plugin, $COMPRESS_BENCH_PLUGINS or a "
+                        "compress_bench.plugins entry point): a team's models register when their module is "
+                        "imported (README: Your own models).")  # fmt: skip
 
 
 def test_unknown_technique_lists_valid_names():
