@@ -107,6 +107,12 @@ def pytest_addoption(parser):
         "read first: its entry for a pair replaces the suite's (repeatable; later files win)",
     )
     parser.addoption(
+        "--unbounded",
+        action="store_true",
+        help="measure selected pairs that have no bounds (each fails at its end, showing what it measured) "
+        "instead of stopping before anything trains",
+    )
+    parser.addoption(
         "--plugin",
         action="append",
         default=[],
@@ -148,14 +154,37 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("gate_model", models)
 
 
+def _unbounded(config, pairs: list[tuple[str, str]]) -> list[str]:
+    """The selected pairs that would run here and have no bounds in the merged thresholds files."""
+    table = config.stash[_TABLE]
+    missing = [(m, t) for m, t in pairs if f"{m}.{t}" not in table]
+    if not missing:
+        return []
+    from compress.runner import Runner
+
+    runner, gate = Runner(), config.getoption("tier") == "gate"
+    return [f"{m}.{t}" for m, t in missing if gate or runner.skip_reason(m, t) is None]
+
+
 def pytest_collection_finish(session):
     items = [item for item in session.items if "test_pair[" in item.nodeid]
     _progress["total"] = len(items)
+    selected = [(i.callspec.params["model"], i.callspec.params["technique"]) for i in items]
+    unbounded = _unbounded(session.config, selected)
+    if unbounded and not session.config.getoption("unbounded"):
+        # Bounds before work: nothing trains for a pair that could only fail at its end.
+        files = ", ".join(["benchmarks/thresholds.toml", *session.config.getoption("thresholds")])
+        raise pytest.UsageError(
+            f"{len(unbounded)} selected pair(s) have no bounds in {files}: " + ", ".join(unbounded) + ". Add to your "
+            "thresholds file (passed with --thresholds), for each:\n" + "\n".join(
+                f"[{p}]\nretention = {{ min = ..., last = ... }}\nsize_ratio = {{ max = ..., last = ... }}"
+                for p in unbounded[:3]) + ("\n..." if len(unbounded) > 3 else "")
+            + "\nor measure them first with --unbounded (each then fails, showing what it measured).")  # fmt: skip
     if items and not session.config.option.collectonly:
         # Train and fine-tune what the selected pairs need, build and evaluate their artefacts and
         # the self-test's planted regressions, in worker processes side by side, before anything
         # is timed (compress/prepare.py); the pairs then run serially.
-        pairs = [(i.callspec.params["model"], i.callspec.params["technique"]) for i in items]
+        pairs = list(selected)
         pairs += [(i.callspec.params["gate_model"], planted.TECHNIQUE) for i in session.items
                   if "test_planted_regression[" in i.nodeid]  # fmt: skip
         _prepare_summary.update(prepare.prepare(pairs, session.config.getoption("prepare_jobs"), _prepared))

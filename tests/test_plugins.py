@@ -369,8 +369,10 @@ def test_a_gate_pair_without_its_data_fails_naming_the_fetch_and_is_skipped_in_f
         def team_missing():
             return NotHere("resnet18")
         """)  # fmt: skip
+    bounds = tmp_path / "team.toml"
+    bounds.write_text("[team_missing.fp32]\naccuracy = { min = 0.8, last = 0.85 }\n")
     base = [sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-only", "--plugin", "team_missing_data",
-            "-k", "team_missing", "-p", "no:cacheprovider"]  # fmt: skip
+            "--thresholds", str(bounds), "-k", "team_missing", "-p", "no:cacheprovider"]  # fmt: skip
     env = _env(tmp_path, COMPRESS_BENCH_CACHE=str(tmp_path / "cache"), COMPRESS_BENCH_PREPARE_JOBS="1")
     gate = _run(base, env)
     out = gate.stdout + gate.stderr
@@ -380,3 +382,18 @@ def test_a_gate_pair_without_its_data_fails_naming_the_fetch_and_is_skipped_in_f
     out = full.stdout + full.stderr
     assert full.returncode == 0 and re.search(r"\b\d+ skipped\b", out) and "failed" not in out, out  # every torch pair
     assert re.search(r"^team_missing\.fp32: the team's images are not in /nowhere", full.stdout, re.M), out
+
+
+def test_pairs_without_bounds_stop_the_gate_before_anything_trains(tmp_path):
+    """Bounds before work: the team's pairs with no thresholds file fail at collection, naming the
+    files read and the entries to add; nothing is trained."""
+    cache = tmp_path / "cache"
+    res = _run([sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-only", "--plugin", "team_models",
+                "-k", "team_", "-p", "no:cacheprovider"],
+               _env(EXAMPLE, COMPRESS_BENCH_CACHE=str(cache), COMPRESS_BENCH_PREPARE_JOBS="1"))  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode == 4, out  # pytest's usage error
+    assert ("4 selected pair(s) have no bounds in benchmarks/thresholds.toml: team_cnn.fp32, team_cnn.dynamic_range, "
+            "team_cnn.onnx_fp32, team_cnn.onnx_int8. Add to your thresholds file") in out, out
+    assert "[team_cnn.fp32]\nretention = { min = ..., last = ... }" in out and "--unbounded" in out, out
+    assert not (cache / "models").exists() or not any((cache / "models").glob("team_cnn-*")), "nothing trained"
