@@ -261,9 +261,10 @@ def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
 
     Returns a summary: ``{"jobs", "families", "tasks", "wall_s", "failures", "skipped"}``
     (``jobs``: workers at once; ``tasks``: the :class:`JobQueue`'s jobs).
-    With one job or one pair, or when every model is already trained (a warm
-    cache: the workers would only repeat what the serial path does), nothing is
-    started: the serial path builds as it goes.
+    With one job or one pair, nothing is started: the serial path builds as it goes.
+    A warm cache still starts the workers: every run exports its artefacts (the
+    workers side by side, the serial pass loads them) and measures what its
+    evaluation code has not measured before.
     """
     pairs = list(pairs)
     jobs = default_jobs() if jobs is None else jobs
@@ -271,13 +272,6 @@ def prepare(pairs: Iterable[tuple[str, str]], jobs: int | None = None,
     summary = {"jobs": jobs, "families": len(fams), "tasks": 0, "wall_s": 0.0, "failures": [], "skipped": ""}
     if jobs < 2 or len(pairs) < 2:
         summary["skipped"] = "one job" if jobs < 2 else "one pair"
-        return summary
-    from compress.runner import Runner
-
-    probe = Runner()
-    if all(probe.is_cached(m) for m in {m for m, _ in pairs}):
-        summary["skipped"] = "every model is already trained"
-        log.info("prepare: every model of the %d pairs is already trained; building as the pairs run", len(pairs))
         return summary
     costs = pair_costs(pairs)
     if costs is not None:

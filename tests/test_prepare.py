@@ -95,8 +95,13 @@ def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkey
     assert all(runner.is_cached(m) for m, _ in PAIRS)
     assert not folder.exists()  # the run's artefacts are gone with it
 
-    again = prepare.prepare(PAIRS, jobs=2)  # warm: the workers would only repeat the serial path
-    assert again["skipped"] == "every model is already trained" and again["wall_s"] == 0
+    # warm: the workers still export the run's artefacts side by side; nothing trains or is measured
+    with run_folder() as folder:
+        profile = CostProfile()
+        again = prepare.prepare(PAIRS, jobs=2, profile=profile)
+        assert again["skipped"] == "" and again["failures"] == [] and len(list(folder.glob("tiny-*.bin"))) == 2
+    phases = {p for row in profile.rows().values() for p in row}
+    assert "prepare build" in phases and not phases & {"prepare train", "prepare fine-tune", "prepare evaluate"}
 
 
 def _saved_run(folder, name, costs):
