@@ -440,3 +440,28 @@ def test_quantized_onnx_starts_from_the_runners_fp32_export(tt, monkeypatch):
     quantized = [runner.artefact(MODEL, _config(name)) for name in ("onnx_dynamic", "onnx_int8")]
     assert len(calls) == 1 and runner.artefact(MODEL, _config("onnx_fp32")) is fp32
     assert [q.data for q in quantized] == [tt.artefact(MODEL, _config(n)).data for n in ("onnx_dynamic", "onnx_int8")]
+
+
+def test_a_process_that_never_built_an_int8_program_loads_it(tt, tmp_path):
+    """The serial pass loads the PT2E programs the prepare workers exported (compress/artefacts.py):
+    a fresh process, with nothing of torchao imported, deserializes and runs one."""
+    import subprocess
+    import sys
+
+    art = tt.artefact(MODEL, _config("int8"))
+    (tmp_path / "int8.pt2").write_bytes(art.data)
+    x = tt.model(MODEL).recipe.data("test")[0][:4]
+    np.save(tmp_path / "x.npy", x)
+    code = f"""
+import sys, numpy as np
+from compress.frameworks import preload; preload()
+from compress.runtimes.base import Artefact
+from compress.runtimes.torch_eager import TorchEager
+assert not any(m.startswith("torchao") for m in sys.modules)
+art = Artefact(open({str(tmp_path / "int8.pt2")!r}, "rb").read(), "pt2", "torch-eager")
+np.save({str(tmp_path / "out.npy")!r}, TorchEager().load(art, 1).predict(np.load({str(tmp_path / "x.npy")!r})))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    expected = get_runtime("torch-eager").load(art, 1).predict(x)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-5)

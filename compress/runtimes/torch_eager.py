@@ -62,6 +62,7 @@ class TorchEager(Runtime):
             if device == "cuda" and floats and all(v.dtype == torch.float16 for v in floats):
                 module = module.half()
         elif artefact.format == "pt2":
+            register_quantized_ops()
             module = torch.export.load(io.BytesIO(artefact.data)).module()
         else:
             raise ValueError(f"the torch runtime runs 'pt' and 'pt2' artefacts, not {artefact.format!r}")
@@ -89,6 +90,16 @@ def memory_format(module):
     if any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
         return torch.channels_last
     return None
+
+
+def register_quantized_ops() -> None:
+    """Register the ``quantized_decomposed`` operators a PT2E int8 program calls (torchao's pt2e
+    package defines them): a process that only loads such a program, one another process built (a
+    prepare worker's, :mod:`compress.artefacts`), cannot deserialize it without them."""
+    from compress import frameworks
+
+    if frameworks.has("torchao"):
+        import torchao.quantization.pt2e  # noqa: F401
 
 
 def torch_unavailable(device: str) -> str | None:

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from compress.runtimes.base import Artefact, LoadedArtefact, Runtime
-from compress.runtimes.torch_eager import as_input, batch1_fn
+from compress.runtimes.torch_eager import as_input, batch1_fn, register_quantized_ops
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class TorchInductor(Runtime):
         _inductor_cache_dir()
         if device == "cpu":
             _register_int8_lowering()
+        register_quantized_ops()  # on every device: a process that never built the program loads it
         program = torch.export.load(io.BytesIO(artefact.data))
         shape, dtype = _input_spec(program)
         if device != "cpu":
