@@ -221,7 +221,6 @@ class Runner:
         self._loaded: dict[tuple, Any] = {}
         self._outcomes: dict[tuple, np.ndarray] = {}
         self._origins: dict[tuple, str] = {}  # outcomes' memo -> "measured now" or "stored <when>"
-        self._origin = ""
         self._data_digests: dict[str, str] = {}
         self._digests: dict[int, str] = {}  # id(artefact) -> SHA-256 of its bytes (artefacts are memoized)
         self._gzip: dict[str, int] = {}
@@ -444,9 +443,7 @@ class Runner:
             payload = self.store.get(basis, required)
         if payload is not None:
             log.info("%s: reused the stored result (artefact %s unchanged)", label, basis["artefact"][:12])
-            self._origin = f"stored {self.store.stored_at}"
             return payload
-        self._origin = "measured now"
         with self.profile.phase("evaluate"):
             payload = compute()
         with self.profile.phase("reuse"):
@@ -475,7 +472,8 @@ class Runner:
             payload = self._measure(f"{model} {type(config).__name__}", self._store_basis(model, config, "outcomes"),
                                     compute, required=(key,))  # fmt: skip
             self._outcomes[memo] = metric.unpack(payload[key])
-            self._origins[memo] = self._origin
+            # the store's last get() says whether it served them (and when they were measured)
+            self._origins[memo] = f"stored {self.store.stored_at}" if self.store.stored_at else "measured now"
         return self._outcomes[memo]
 
     def score(self, model: str, config: TechniqueConfig) -> tuple[float, int]:
