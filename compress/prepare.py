@@ -191,20 +191,43 @@ class JobQueue:
 
 
 def _chains(pairs: list[tuple[str, str]]) -> list[tuple[tuple[str, str], ...]]:
-    """``pairs`` as jobs: one per pair, a pair whose technique's steps extend another's in its job
+    """``pairs`` as jobs: one per pair, a pair in the job of another when its technique's steps
+    extend that pair's, or when its export starts from that pair's export (the handler's declared
+    ``base``: ONNX int8 from the fp32 graph), so that what both need is built once, in one process
     (the self-test's planted regressions, :data:`compress.techniques.planted.TECHNIQUE`, a job of their own)."""
-    from compress.registry import get_technique
+    from compress.registry import UnknownNameError, export_base, get_model, get_technique
     from compress.techniques.planted import TECHNIQUE as PLANTED
+
+    def _framework(model: str) -> str | None:
+        try:
+            return get_model(model).framework
+        except UnknownNameError:  # a schedule of names only (no export to share)
+            return None
 
     own = [(p,) for p in pairs if p[1] == PLANTED]
     pairs = [p for p in pairs if p[1] != PLANTED]
     steps = {p: tuple(get_technique(p[1]).config.steps()) for p in pairs}
+
+    def parent(p: tuple[str, str]) -> tuple[str, str] | None:
+        q = next((q for q in pairs if q != p and q[0] == p[0] and len(steps[q]) < len(steps[p])
+                  and steps[p][: len(steps[q])] == steps[q]), None)  # fmt: skip
+        if q is None and steps[p] and (framework := _framework(p[0])):
+            base = export_base(steps[p][-1], framework)
+            if base is not None:
+                q = next((q for q in pairs if q[0] == p[0] and steps[q] == steps[p][:-1] + (base,)), None)
+        return q
+
+    def root(p: tuple[str, str]) -> tuple[str, str]:
+        seen = {p}
+        while (q := parent(p)) is not None and q not in seen:
+            seen.add(q)
+            p = q
+        return p
+
     jobs: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for p in pairs:
-        root = next((q for q in pairs if q != p and q[0] == p[0] and len(steps[q]) < len(steps[p])
-                     and steps[p][: len(steps[q])] == steps[q]), None)  # fmt: skip
-        jobs.setdefault(root or p, []).append(p)
-    return [tuple(sorted(members, key=lambda q: len(steps[q]))) for members in jobs.values()] + own
+        jobs.setdefault(root(p), []).append(p)
+    return [tuple(sorted(members, key=lambda q: (len(steps[q]), q != r))) for r, members in jobs.items()] + own
 
 
 def _sockets_blocked() -> bool:

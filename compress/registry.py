@@ -342,17 +342,22 @@ def register_technique(name: str, config: TechniqueConfig, description: str,
 DEVICES = ("cpu", "cuda")
 # (config type, framework) -> (devices its artefact runs on, why not the others)
 _DEVICES: dict[tuple[type, str], tuple[Any, str]] = {}
+_BASES: dict[tuple[type, str], Callable[[Any], Any]] = {}
 
 
 def register_handler(config_type: type, framework: str, *,
                      devices: tuple[str, ...] | Callable[[Any], tuple[str, ...]] = ("cpu",),
-                     why: str = "") -> Callable:  # fmt: skip
+                     why: str = "", base: Callable[[Any], Any] | None = None) -> Callable:  # fmt: skip
     """Decorator: the function applying ``config_type`` to models of ``framework``.
 
     ``devices`` are where an export handler's artefact runs (``cpu``, ``cuda``),
     or a function of the config returning them; ``why`` says, in a skipped
     pair's reason, why not elsewhere. A transform (model in, model out) runs
-    wherever the export after it runs.
+    wherever the export after it runs. ``base``: for an export handler that starts from
+    another export of the same model (ONNX int8 quantizes the fp32 graph), a function of the
+    config returning that export's config (or None where it starts from the model): the handler
+    asks the runner for it (:func:`export_base`), and :mod:`compress.prepare` builds both in one
+    job, so that it is exported once.
     """
     if not callable(devices) and (not devices or set(devices) - set(DEVICES)):
         raise ValueError(f"devices must be a non-empty subset of {DEVICES}, got {devices!r}")
@@ -360,9 +365,17 @@ def register_handler(config_type: type, framework: str, *,
     def deco(fn: Callable) -> Callable:
         _HANDLERS[(config_type, framework)] = fn
         _DEVICES[(config_type, framework)] = (devices if callable(devices) else tuple(devices), why)
+        if base is not None:
+            _BASES[(config_type, framework)] = base
         return fn
 
     return deco
+
+
+def export_base(config: TechniqueConfig, framework: str) -> TechniqueConfig | None:
+    """The export that ``config``'s handler for ``framework`` models starts from (its ``base``), or None."""
+    base = _BASES.get((type(config), framework))
+    return base(config) if base is not None else None
 
 
 def device_support(steps: tuple[TechniqueConfig, ...], framework: str, device: str) -> str | None:

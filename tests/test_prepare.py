@@ -143,6 +143,19 @@ def test_a_familys_other_pairs_wait_for_its_model_then_run_as_jobs_of_their_own(
     assert q.pop() is None and not q
 
 
+def test_an_export_that_starts_from_another_runs_in_its_job():
+    """The quantized ONNX and LiteRT artefacts of a detector start from its float export (their
+    handlers' declared base): one job builds the float export first, then them."""
+    jobs = prepare._chains([("yolov8n_gate", t) for t in ("int8", "onnx_int8", "fp32", "channels50", "onnx_fp32",
+                                                          "dynamic_range", "float16")])  # fmt: skip
+    assert sorted(jobs) == [(("yolov8n_gate", "channels50"),),
+                            (("yolov8n_gate", "fp32"), ("yolov8n_gate", "int8"), ("yolov8n_gate", "dynamic_range"),
+                             ("yolov8n_gate", "float16")),
+                            (("yolov8n_gate", "onnx_fp32"), ("yolov8n_gate", "onnx_int8"))]  # fmt: skip
+    # without its base in the run, a quantized export is a job of its own
+    assert prepare._chains([("efficientnet_lite0", "onnx_int8")]) == [(("efficientnet_lite0", "onnx_int8"),)]
+
+
 def test_the_longest_ready_job_starts_first_and_a_model_counts_its_whole_family():
     fams = [[("a", "fp32"), ("a", "int8"), ("a", "prune50")], [("b", "fp32")], [("c", "fp32"), ("c", "int8")]]
     costs = {("a", "fp32"): 100.0, ("a", "int8"): 10.0, ("a", "prune50"): 500.0, ("b", "fp32"): 400.0,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.registry import TechniqueConfig, check_range, register_handler
+from compress.registry import TechniqueConfig, check_range, export_base, register_handler
 from compress.techniques.quantization import MAX_CALIBRATION, calibration_inputs
 from compress.runtimes.base import Artefact
 
@@ -170,12 +170,18 @@ def float_graph(model, config: OnnxConfig, ctx, export) -> bytes:
     """The fp32 ONNX graph that ``config`` quantizes: ``export()`` for ``onnx_fp32``; for a quantized
     mode, the model's fp32 ONNX artefact as the runner has it (exported once for all of them), or
     ``export()`` without a runner."""
-    if config.mode == "fp32" or ctx is None:
+    base = export_base(config, model.framework)
+    if base is None or ctx is None:
         return export()
-    return ctx.exported(model, config.replace(mode="fp32")).data
+    return ctx.exported(model, base).data
 
 
-@register_handler(OnnxConfig, "torch", devices=("cpu", "cuda"))  # cuda: where onnxruntime has the provider
+def fp32_graph(config: OnnxConfig) -> OnnxConfig | None:
+    """The export a quantized ONNX artefact starts from (``register_handler``'s ``base``): the fp32 graph."""
+    return config.replace(mode="fp32") if config.mode != "fp32" else None
+
+
+@register_handler(OnnxConfig, "torch", devices=("cpu", "cuda"), base=fp32_graph)  # cuda: where onnxruntime has the provider
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """Export ``model.native`` to ONNX; quantize it as ``config.mode`` says."""
     data = float_graph(model, config, ctx, lambda: export_onnx(model.native, model.recipe.data("calib")[0][:1]))

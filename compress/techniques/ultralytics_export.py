@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.registry import register_handler
+from compress.registry import export_base, register_handler
 from compress.runtimes.base import Artefact
-from compress.techniques.onnx_export import OnnxConfig, export_onnx, float_graph, quantize_onnx
+from compress.techniques.onnx_export import OnnxConfig, export_onnx, float_graph, fp32_graph, quantize_onnx
 from compress.techniques.quantization import (
     DynamicRangeConfig,
     Float16Config,
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 FRAMEWORK = "ultralytics"
 
 
-@register_handler(OnnxConfig, FRAMEWORK)
+@register_handler(OnnxConfig, FRAMEWORK, base=fp32_graph)
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """The detector's deploy module to ONNX; quantized as ``config.mode`` says."""
     from compress.models.yolo import deploy_module
@@ -161,10 +161,15 @@ def quantized(fp32: bytes, quantize, calib: np.ndarray | None = None) -> bytes:
     return buf.getvalue()
 
 
-def _float32(model, ctx) -> bytes:
-    """The model's float32 LiteRT export: the runner's ``fp32`` artefact (converted once a run), or a
-    conversion of its own without a runner."""
-    return ctx.exported(model, Float32Config()).data if ctx is not None else _litert(model, None)
+def _float32(model, config, ctx) -> bytes:
+    """The model's float32 LiteRT export that ``config``'s artefact starts from: the runner's ``fp32``
+    artefact (converted once a run), or a conversion of its own without a runner."""
+    return ctx.exported(model, export_base(config, FRAMEWORK)).data if ctx is not None else _litert(model, None)
+
+
+def _float32_export(config) -> Float32Config:
+    """The export the quantized LiteRT artefacts start from (``register_handler``'s ``base``)."""
+    return Float32Config()
 
 
 def fixed_metadata_time(tflite: bytes) -> bytes:
@@ -196,16 +201,16 @@ def float32(model, config: Float32Config, ctx) -> Artefact:
     return _artefact(_litert(model, None))
 
 
-@register_handler(DynamicRangeConfig, FRAMEWORK, why=LITERT_CPU)
+@register_handler(DynamicRangeConfig, FRAMEWORK, why=LITERT_CPU, base=_float32_export)
 def dynamic_range(model, config: DynamicRangeConfig, ctx) -> Artefact:
-    return _artefact(quantized(_float32(model, ctx), "w8a32"))
+    return _artefact(quantized(_float32(model, config, ctx), "w8a32"))
 
 
-@register_handler(Int8Config, FRAMEWORK, why=LITERT_CPU)
+@register_handler(Int8Config, FRAMEWORK, why=LITERT_CPU, base=_float32_export)
 def int8(model, config: Int8Config, ctx) -> Artefact:
     calib = calibration_inputs(model.recipe, config.calibration_size, "int8")
     log.info("int8: calibrating %s on %d canvases of the calib split", model.name, len(calib))
-    return _artefact(quantized(_float32(model, ctx), 8, calib))
+    return _artefact(quantized(_float32(model, config, ctx), 8, calib))
 
 
 def float16_weights(tflite: bytes) -> bytes:
@@ -224,7 +229,7 @@ def float16_weights(tflite: bytes) -> bytes:
     return bytes(qt.quantize().quantized_model)
 
 
-@register_handler(Float16Config, FRAMEWORK, why=LITERT_CPU)
+@register_handler(Float16Config, FRAMEWORK, why=LITERT_CPU, base=_float32_export)
 def float16(model, config: Float16Config, ctx) -> Artefact:
     """The float32 export (the runner's ``fp32`` artefact of the model, exported once) with float16 weights."""
-    return _artefact(float16_weights(_float32(model, ctx)))
+    return _artefact(float16_weights(_float32(model, config, ctx)))
