@@ -55,10 +55,27 @@ def test_pretrained_pairs_say_why_they_are_skipped(monkeypatch, tmp_path):
 
 def test_interleaved_ratio_sees_a_twice_slower_function():
     ratio, slow, fast = interleaved_ratio(lambda: time.sleep(0.002), lambda: time.sleep(0.001),
-                                          rounds=6, budget_s=0.3)  # fmt: skip
+                                          min_rounds=6, budget_s=0.3, warmup_s=0.01)  # fmt: skip
     assert 1.4 < ratio < 3.0 and slow > fast > 0
     with pytest.raises(ValueError, match="rounds"):
-        interleaved_ratio(lambda: None, lambda: None, rounds=0)
+        interleaved_ratio(lambda: None, lambda: None, min_rounds=0)
+
+
+def test_paired_rounds_fill_the_budget_and_alternate_with_the_reference():
+    from compress.latency import Paired
+
+    calls = []
+    paired = Paired(lambda: calls.append("fn"), lambda: calls.append("ref"), budget_s=0.05, max_rounds=40)
+    assert paired.rounds == 40  # fast calls: the cap
+    calls.clear()
+    for _ in range(3):
+        paired.setup()
+        paired.fn()
+    assert calls == ["ref", "fn"] * 3 and len(paired.reference_s) == 3
+    slow = Paired(lambda: time.sleep(0.01), lambda: time.sleep(0.01), budget_s=0.1, min_rounds=2, warmup_s=0.0)
+    assert 2 <= slow.rounds <= 5  # ~20 ms a round in 0.1 s
+    with pytest.raises(ValueError, match="nothing was timed"):
+        slow.ratio([])
 
 
 def test_throughput_counts_the_examples_of_a_batch_per_second():
