@@ -86,6 +86,8 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_co
         train_size: images of the ``train`` split used (None: all 55,000).
         fine_tune_size: images (the first of those) that fine-tunes after a
             transform use (None: all).
+        test_size: images of the ``test`` split scored (the first of its 10,000; None: all).
+            Fewer images resolve a smaller change less surely: the bounds say what they detect.
         seed: seeds weight init and shuffling.
     """
 
@@ -99,6 +101,8 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_co
     train_size: int | None = None
     fine_tune_size: int | None = None
     seed: int = 0
+    # at its default, left out of the cache key: weights cached before it existed stay valid
+    test_size: int | None = field(default=None, metadata={"key_default": False})
     framework: str = field(default="torch", init=False)
 
     # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch), NCHW ------
@@ -107,7 +111,7 @@ class TorchImageClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_co
         return x[:limit], y[:limit]
 
     def _limit(self, split: str) -> int | None:
-        return self.train_size if split == "train" else None
+        return {"train": self.train_size, "test": self.test_size}.get(split)
 
     # -- model -----------------------------------------------------------------
     def build(self):
