@@ -60,7 +60,8 @@ def test_gate_recipes_cut_only_the_training_budget():
         assert spec.family == m != full.family and spec.tier == "gate" and not full.gate
         changed = {f.name for f in dataclasses.fields(full_recipe)
                    if getattr(gate_recipe, f.name) != getattr(full_recipe, f.name)}  # fmt: skip
-        assert changed and changed <= {"epochs", "train_size", "fine_tune_size", "canvases", "imgsz", "probe_train_size"}, changed
+        assert changed and changed <= {"epochs", "train_size", "fine_tune_size", "canvases", "imgsz", "probe_train_size",
+                                      "test_size"}, changed  # fmt: skip
         assert changed <= set(spec.description.split("with ", 1)[1].replace(",", " ").replace("=", " ").split())
     # technique settings: the full recipe's, with the gate's shorter recovery where declared
     assert registry.pair_config("yolov8n_gate", "channels50").fine_tune_epochs == 2.0
@@ -69,6 +70,8 @@ def test_gate_recipes_cut_only_the_training_budget():
     assert (gate.fine_tune_epochs, full.fine_tune_epochs) == (1.0, 3.0)
     assert gate.replace(fine_tune_epochs=3.0) == full and gate.learning_rate == 2e-4  # the model's own rate kept
     assert registry.pair_config("resnet18_gate", "int8") == registry.pair_config("resnet18", "int8")
+    assert (registry.pair_config("gpt2_gate", "lora").epochs, registry.pair_config("gpt2", "lora").epochs) == (4.0, 8.0)
+    assert len(registry.get_model("resnet18_gate").recipe().data("test")[1]) == 5_000
 
 
 def test_gate_recipe_declarations_are_validated():

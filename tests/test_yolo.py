@@ -188,31 +188,31 @@ def test_the_metric_equals_ultralytics_own_validation(small_yolo):
 
 def test_onnx_and_litert_artefacts_agree_with_the_torch_model(small_yolo):
     """Every export handler's artefact runs in its runtime and returns the head's normalized outputs;
-    the float ones match torch, the quantized ones keep most of its mAP."""
+    the float ones match torch, the quantized ones keep most of its mAP. Built as a run builds them
+    (the runner's exports: the float16 and int8 LiteRT models from the one float32 conversion)."""
     import torch
 
     from compress.models.yolo import deploy_module
-    from compress.registry import handler_for
-    from compress.runner import LoadedModel
+    from compress.runner import LoadedModel, Runner
     from compress.runtimes.base import get_runtime
     from compress.techniques.onnx_export import OnnxConfig
     from compress.techniques.quantization import Float16Config, Float32Config, Int8Config
 
     recipe, model, _ = small_yolo
-    loaded = LoadedModel("small", "ultralytics", recipe, model, "k")
+    loaded, runner = LoadedModel("small", "ultralytics", recipe, model, "k"), Runner()
     x, targets = recipe.data("test")
     with torch.no_grad():
         reference = deploy_module(model, recipe.imgsz)(torch.from_numpy(x[:5])).numpy()
     metric = get_metric("map50_95")
     for config, tol in ((OnnxConfig("fp32"), 1e-4), (Float32Config(), 1e-4), (Float16Config(), 5e-3)):
-        art = handler_for(config, "ultralytics")(loaded, config, None)
+        art = runner.exported(loaded, config)
         out = get_runtime(art.runtime).load(art, 1).predict(x[:5], batch_size=5)
         assert out.shape == reference.shape
         np.testing.assert_allclose(out, reference, atol=tol * 64, rtol=tol)
     fp32 = metric.value(metric.outcomes(deploy_module(model, recipe.imgsz)(torch.from_numpy(x)).detach().numpy(),
                                         targets))[0]  # fmt: skip
     for config in (OnnxConfig("int8", calibration_size=32, op_types=("Conv",)), Int8Config(calibration_size=32)):
-        art = handler_for(config, "ultralytics")(loaded, config, None)
+        art = runner.exported(loaded, config)
         out = get_runtime(art.runtime).load(art, 1).predict(x)
         assert metric.value(metric.outcomes(out, targets))[0] > 0.5 * fp32, type(config).__name__
 
