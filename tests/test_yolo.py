@@ -136,6 +136,30 @@ def test_bootstrap_columns_are_the_joint_resamples():
     np.testing.assert_array_equal(detection.bootstrap(worse, samples=30, seed=7)[:, 0], joint[:, 0])
 
 
+def test_bootstrap_columns_are_kept_in_the_cache_and_recomputed_when_unreadable(tmp_path, monkeypatch):
+    """A column computed once is read back by a process that never computed it (the gate's serial
+    pass, the next run); a file that cannot be read is computed again and rewritten."""
+    from compress.models.yolo import Yolo
+
+    monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
+    metric = get_metric("map50_95")
+    _, targets = Yolo(canvases=SMALL, imgsz=64).data("test")
+    rows = metric.outcomes(_perfect_outputs(targets), targets)
+    rows = rows[~((rows[:, 1] >= 0) & (rows[:, 0] % 4 == 0))]
+    monkeypatch.setattr(detection, "_COLUMNS", {})
+    first = detection.bootstrap(rows, samples=12, seed=3)
+    (kept,) = (tmp_path / "derived" / "map-bootstrap").glob("*.npy")
+    calls = []
+    monkeypatch.setattr(detection, "_COLUMNS", {})
+    monkeypatch.setattr(detection, "ap_table", lambda r: calls.append(1) or np.zeros((1, 1)))
+    np.testing.assert_array_equal(detection.bootstrap(rows, samples=12, seed=3), first)
+    assert not calls, "read from the cache, not recomputed"
+    kept.write_bytes(b"not an array")
+    monkeypatch.setattr(detection, "_COLUMNS", {})
+    assert (detection.bootstrap(rows, samples=12, seed=3) == 0).all() and len(calls) == 12  # recomputed
+    assert np.load(kept).shape == (12,)
+
+
 @pytest.fixture(scope="module")
 def small_yolo(tmp_path_factory):
     """A YOLOv8n trained by ultralytics' trainer for 10 epochs on 768 small canvases."""

@@ -139,23 +139,54 @@ _KEPT = 64  # columns kept (200 floats each); the oldest goes first
 
 
 def _column(rows: np.ndarray, samples: int, seed: int) -> np.ndarray:
-    """mAP50-95 of outcome ``rows`` on each of the ``samples`` resamples of :func:`bootstrap` (memoized)."""
+    """mAP50-95 of outcome ``rows`` on each of the ``samples`` resamples of :func:`bootstrap`:
+    memoized in the process, and kept in the suite's cache (:func:`_stored_column`), as the
+    same outcomes are judged again by the gate's serial pass and by every later run."""
     import hashlib
 
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rows.shape, samples, seed)
     if key not in _COLUMNS:
-        per = _by_image(rows)
-        n = len(per)
-        rng = np.random.default_rng(seed)
-        col = np.empty(samples)
-        for s in range(samples):
-            pick = rng.integers(0, n, n)
-            col[s] = ap_table(np.concatenate([per[i] for i in pick])).mean()
+        col = _stored_column(key)
+        if col is None:
+            per = _by_image(rows)
+            n = len(per)
+            rng = np.random.default_rng(seed)
+            col = np.empty(samples)
+            for s in range(samples):
+                pick = rng.integers(0, n, n)
+                col[s] = ap_table(np.concatenate([per[i] for i in pick])).mean()
+            _stored_column(key, col)
         while len(_COLUMNS) >= _KEPT:
             del _COLUMNS[next(iter(_COLUMNS))]
         _COLUMNS[key] = col
     return _COLUMNS[key].copy()
+
+
+def _stored_column(key: tuple, col: np.ndarray | None = None) -> np.ndarray | None:
+    """The column of ``key`` from the cache (``$COMPRESS_BENCH_CACHE/derived/map-bootstrap``), or None;
+    with ``col``, store it there. Its file is named by a digest of the key, this module's source and
+    the ultralytics version (whose ``ap_per_class`` computes it): a change to either is a new file.
+    A file that cannot be read is computed again."""
+    import hashlib
+    import io
+    from importlib.metadata import version
+
+    from compress.cache import atomic_write_bytes, cache_root
+    from compress.results import digest_bytes, module_source
+
+    h = hashlib.sha256(repr((key, digest_bytes(module_source(__name__)), version("ultralytics"))).encode())
+    path = cache_root() / "derived" / "map-bootstrap" / f"{h.hexdigest()[:32]}.npy"
+    if col is not None:
+        buf = io.BytesIO()
+        np.save(buf, col, allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+        return col
+    try:
+        got = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return got if got.shape == (key[2],) and got.dtype == np.float64 else None
 
 
 class MeanAveragePrecision(TaskMetric):
