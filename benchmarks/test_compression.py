@@ -6,6 +6,9 @@ at a stated confidence on the per-example outcomes: compress/stats.py), and,
 where a technique exists to be faster (channel pruning), ``latency_ratio``: its
 latency over the same runtime's fp32 export, timed call by call in alternation with
 it in the pair's one timed pass (recorded for every compressed pair, bounded where the file says).
+A pair takes the rounds that pin its median (ratio) to within 3% at 95% confidence, from the
+noise of its warm-up, within a time cap of about a second (compress/latency.py: Paired); its
+benchmark's extra_info records the rounds needed, the cap and the precision reached.
 A model served in batches (its recipe's ``throughput_batch``: the language models)
 also records each artefact's examples per second at that batch (``throughput``),
 where its runtime runs a batch as one call.
@@ -22,13 +25,11 @@ def test_pair(benchmark, runner, bounds_table, record, pair_profile, runnable, m
     fn = runner.latency_fn(model, technique)
     reference = runner.reference_technique(model, technique)
     config = registry.pair_config(model, technique)
-    paired = None
-    if not config.is_fp32_reference():
-        # robust to machine load: the artefact's timed calls alternate with the reference's, in one pass
-        # that is both this pair's benchmark and its ratio
-        ref_fn = runner.latency_fn(model, reference)
-        with pair_profile.phase("latency"):
-            paired = Paired(fn, ref_fn)  # both warmed up
+    # robust to machine load: a compressed artefact's timed calls alternate with its reference's, in one
+    # pass that is both this pair's benchmark and its ratio; rounds sized to the warm-up's noise
+    ref_fn = None if config.is_fp32_reference() else runner.latency_fn(model, reference)
+    with pair_profile.phase("latency"):
+        paired = Paired(fn, ref_fn)  # warmed up, alternating
     spec = registry.get_model(model)
     batch = getattr(spec.recipe(), "throughput_batch", None)  # where a model is served in batches
     if batch:
@@ -45,11 +46,12 @@ def test_pair(benchmark, runner, bounds_table, record, pair_profile, runnable, m
                                 device=result.device, device_name=result.device_name)  # fmt: skip
 
     with pair_profile.phase("latency"):
-        if paired is None:
-            benchmark(fn)
-        else:
-            benchmark.pedantic(fn, setup=paired.setup, rounds=paired.rounds)
-            ratio, t, t_ref = paired.ratio(benchmark.stats.stats.data)
+        benchmark.pedantic(fn, setup=paired.setup, rounds=paired.rounds)
+        timed = benchmark.stats.stats.data
+        benchmark.extra_info.update(latency_rounds=paired.rounds, latency_rounds_needed=paired.needed,
+                                    latency_rounds_cap=paired.cap, latency_halfwidth=paired.halfwidth(timed))  # fmt: skip
+        if ref_fn is not None:
+            ratio, t, t_ref = paired.ratio(timed)
             metrics["latency_ratio"] = ratio
             metrics["latency_interleaved_ms"] = {technique: t * 1e3, reference: t_ref * 1e3}
             benchmark.extra_info.update(latency_ratio=ratio, latency_interleaved_ms=metrics["latency_interleaved_ms"])

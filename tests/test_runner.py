@@ -61,21 +61,36 @@ def test_interleaved_ratio_sees_a_twice_slower_function():
         interleaved_ratio(lambda: None, lambda: None, min_rounds=0)
 
 
-def test_paired_rounds_fill_the_budget_and_alternate_with_the_reference():
+def test_paired_rounds_follow_the_noise_within_the_cap_and_alternate_with_the_reference():
+    import random
+
     from compress.latency import Paired
 
     calls = []
     paired = Paired(lambda: calls.append("fn"), lambda: calls.append("ref"), budget_s=0.05, max_rounds=40)
-    assert paired.rounds == 40  # fast calls: the cap
+    assert paired.rounds <= 40
     calls.clear()
     for _ in range(3):
         paired.setup()
         paired.fn()
     assert calls == ["ref", "fn"] * 3 and len(paired.reference_s) == 3
+    # a quiet pair stops at the floor; a noisy one takes more rounds, up to the time cap
+    quiet = Paired(lambda: time.sleep(0.002), lambda: time.sleep(0.002), min_rounds=5, warmup_s=0.05)
+    rng = random.Random(0)
+    noisy = Paired(lambda: time.sleep(0.002 * rng.choice((1, 3))), lambda: time.sleep(0.002),
+                   min_rounds=5, budget_s=0.2, warmup_s=0.1)  # fmt: skip
+    assert quiet.needed < noisy.needed and noisy.noise > 0.2
+    assert noisy.rounds == min(noisy.cap, noisy.needed) and noisy.rounds > quiet.rounds
+    assert 20 <= noisy.cap <= 60  # ~2 x 4 ms a round in 0.2 s
     slow = Paired(lambda: time.sleep(0.01), lambda: time.sleep(0.01), budget_s=0.1, min_rounds=2, warmup_s=0.0)
     assert 2 <= slow.rounds <= 5  # ~20 ms a round in 0.1 s
     with pytest.raises(ValueError, match="nothing was timed"):
         slow.ratio([])
+    alone = Paired(lambda: time.sleep(0.001), min_rounds=4, warmup_s=0.02)  # an fp32 reference: no ratio
+    alone.setup()
+    assert alone.reference_s == [] and alone.halfwidth([0.001] * 8) == 0.0
+    with pytest.raises(ValueError, match="precision"):
+        Paired(lambda: None, precision=0.0)
 
 
 def test_throughput_counts_the_examples_of_a_batch_per_second():
