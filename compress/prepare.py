@@ -257,6 +257,7 @@ def _build_family(pairs: list[tuple[str, str]]) -> tuple[dict, list[str]]:
     from compress.frameworks import preload
 
     preload()
+    from compress.registry import get_model
     from compress.runner import Runner
     from compress.techniques import planted
 
@@ -265,7 +266,7 @@ def _build_family(pairs: list[tuple[str, str]]) -> tuple[dict, list[str]]:
         with runner.profile.pair(f"{m}.{t}"):
             try:
                 if t == planted.TECHNIQUE:  # the self-test's regressions, planted in the trained model
-                    if runner.store.enabled and runner.skip_reason(m, "fp32") is None:
+                    if runner.store.enabled and runner.skip_reason(m, get_model(m).planted_in) is None:
                         planted.evaluate(runner, m)
                 elif runner.skip_reason(m, t) is None:
                     runner.prepare(m, t)

@@ -73,6 +73,10 @@ class ModelSpec:
     # A gate recipe's full model: the registered model whose recipe this one cuts down (see
     # register_model's gate_recipe); "" for every other model.
     gate_of: str = ""
+    # The fp32 export the gate's self-test plants its regressions in (compress.techniques.planted):
+    # a registered fp32 reference technique of the model's framework, "fp32" unless its
+    # registration names a cheaper one (a detector whose fp32 LiteRT conversion takes 16 s).
+    planted_in: str = "fp32"
 
     def __post_init__(self) -> None:
         if not self.family:
@@ -96,6 +100,7 @@ def register_model(
     *, framework: str, task: str, dataset: str, tier: str = "full", name: str | None = None,
     family: str = "", gate: bool | tuple[str, ...] = False, settings: dict[str, dict] | None = None,
     gate_recipe: dict[str, Any] | None = None, gate_settings: dict[str, dict] | None = None,
+    planted_in: str = "fp32",
 ) -> Callable:
     """Decorator: register a factory returning a model recipe under its function name.
 
@@ -115,6 +120,9 @@ def register_model(
     pair in ``full``. ``gate_settings`` are technique settings of the gate
     model's pairs, merged over ``settings`` per config type (a shorter recovery
     fine-tune).
+
+    ``planted_in`` names the fp32 export (an fp32 reference technique, such as ``onnx_fp32``)
+    that the gate's self-test plants its regressions in, where ``fp32`` costs far more to build.
 
     ``settings`` sets technique fields for this model's pairs, by config type:
     ``{"MagnitudePruningConfig": {"learning_rate": 2e-4}}`` fine-tunes every
@@ -144,7 +152,7 @@ def register_model(
         doc = (fn.__doc__ or "").strip().splitlines()
         if gate_recipe is None:
             specs = [ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, gate,
-                               freeze(settings))]  # fmt: skip
+                               freeze(settings), planted_in=planted_in)]  # fmt: skip
         else:
             fields = dict(gate_recipe)
 
@@ -157,10 +165,10 @@ def register_model(
             budget = ", ".join(f"{k}={_short(v)}" for k, v in fields.items())
             specs = [
                 ModelSpec(key, framework, task, dataset, tier, doc[0] if doc else "", fn, family, False,
-                          freeze(settings)),
+                          freeze(settings), planted_in=planted_in),
                 ModelSpec(key + GATE_SUFFIX, framework, task, dataset, "gate",
                           f"{key}'s gate recipe: its full recipe with {budget}", gate_factory, "", gate,
-                          freeze(merged), gate_of=key),
+                          freeze(merged), gate_of=key, planted_in=planted_in),
             ]  # fmt: skip
         for spec in specs:
             if spec.name in _MODELS:

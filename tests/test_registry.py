@@ -130,6 +130,14 @@ def variant(technique: str) -> tuple:
     return tuple((type(s).__name__, fields(s)) for s in registry.get_technique(technique).config.steps())
 
 
+def test_every_gate_model_plants_its_self_test_in_one_of_its_gated_fp32_exports():
+    for name in registry.list_models(tier="gate"):
+        spec = registry.get_model(name)
+        assert spec.in_gate(spec.planted_in), (name, spec.planted_in)
+        assert registry.pair_config(name, spec.planted_in).is_fp32_reference(), (name, spec.planted_in)
+    assert registry.get_model("yolov8n_gate").planted_in == "onnx_fp32"  # not its 16 s LiteRT conversion
+
+
 def test_technique_variants_differ_only_in_numeric_settings():
     assert variant("heads25") == variant("heads50") != variant("ffn50")
     assert variant("prune50") == variant("prune80") != variant("prune50_int8")

@@ -50,18 +50,26 @@ UNRESOLVABLE = PlantedPruningConfig(fraction=0.01, largest=False)  # a correct p
 
 
 def evaluate(runner, model: str) -> tuple[dict, dict]:
-    """The metrics of ``model``'s fp32 export after :data:`WRONG` and after :data:`UNRESOLVABLE`,
-    judged against its fp32 export as any pair is (``runner.evaluate``: stored in its result store)."""
-    return (runner.evaluate(model, "fp32", planted_chain(WRONG)).metrics(),
-            runner.evaluate(model, "fp32", planted_chain(UNRESOLVABLE)).metrics())  # fmt: skip
+    """The metrics of ``model``'s fp32 export (the one its registration plants in: ``planted_in``,
+    ``fp32`` by default) after :data:`WRONG` and after :data:`UNRESOLVABLE`, judged against its
+    fp32 export as any pair is (``runner.evaluate``: stored in its result store)."""
+    from compress.registry import get_model, pair_config
+
+    technique = get_model(model).planted_in
+    export = pair_config(model, technique)
+    if not export.is_fp32_reference():
+        raise ValueError(f"{model}: planted_in={technique!r} is not an fp32 export (an fp32 reference technique)")
+    return (runner.evaluate(model, technique, planted_chain(WRONG, export)).metrics(),
+            runner.evaluate(model, technique, planted_chain(UNRESOLVABLE, export)).metrics())  # fmt: skip
 
 
-def planted_chain(step: PlantedPruningConfig):
-    """``step`` then the fp32 export: the artefact whose quality the judge is shown."""
+def planted_chain(step: PlantedPruningConfig, export=None):
+    """``step`` then the fp32 export (``export``'s steps; ``Float32Config`` by default): the
+    artefact whose quality the judge is shown."""
     from compress.techniques.pipeline import PipelineConfig
     from compress.techniques.quantization import Float32Config
 
-    return PipelineConfig((step, Float32Config()))
+    return PipelineConfig((step, *(export.steps() if export is not None else (Float32Config(),))))
 
 
 def plant(arrays: list[np.ndarray], step: PlantedPruningConfig) -> list[np.ndarray]:
