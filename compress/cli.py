@@ -209,6 +209,22 @@ def _cmd_compare(args) -> int:
     return 1 if verdict.failed else 0
 
 
+def _cmd_thresholds(args) -> int:
+    """Bounds proposed from a saved run by the rule (compress.propose); nothing is written over."""
+    from compress import propose, runs, thresholds
+
+    run = runs.load_run(args.run)
+    table = thresholds.load_merged(args.thresholds)
+    entries, compared, unexplained = propose.propose(run.rows, table)
+    text = f"# proposed from {run.describe()}\n" + propose.format_report(entries, compared, unexplained)
+    if args.out:
+        atomic_write_bytes(Path(args.out), text.encode())
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 1 if args.check and unexplained else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m compress", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", help="directory holding the Fashion-MNIST IDX files ($COMPRESS_BENCH_DATA)")
@@ -261,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--markdown", metavar="PATH", help="also write the Markdown summary here (for a PR comment)")
     cmp_.add_argument("--storage", metavar="DIR", help="the saved runs' folder (default: $COMPRESS_BENCH_RESULTS)")
     cmp_.set_defaults(func=_cmd_compare)
+
+    thr = sub.add_parser("thresholds", help="bounds from a measured run, by the rule (compress/propose.py)")
+    thr_sub = thr.add_subparsers(dest="action", required=True)
+    prop = thr_sub.add_parser("propose", help="the rule's bounds for each pair of RUN.json: new entries to "
+                                              "review, existing bounds compared (never written over)")  # fmt: skip
+    prop.add_argument("run", metavar="RUN.json", help="a saved run (pytest-benchmark JSON)")
+    prop.add_argument("--thresholds", action="append", default=[], metavar="PATH",
+                      help="a team's thresholds file merged over the suite's (repeatable)")
+    prop.add_argument("--out", metavar="PATH", help="write the proposal here instead of printing it")
+    prop.add_argument("--check", action="store_true",
+                      help="exit 1 when a bound is looser than the rule without a reason")
+    prop.set_defaults(func=_cmd_thresholds)
     return p
 
 
@@ -281,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.cache_dir:
         os.environ["COMPRESS_BENCH_CACHE"] = args.cache_dir
-    if args.command not in ("report", "compare"):  # they read saved JSON only: no framework to order
+    if args.command not in ("report", "compare", "thresholds"):  # they read saved JSON only: no framework to order
         preload()
     from compress import progress
     from compress.cache import CacheWriteError

@@ -97,6 +97,8 @@ class Bound:
     device: str | None = None  # asserted only where artefacts run on this device (None: everywhere)
     source: str = "<thresholds>"  # the file that set the bound
     needs: str | None = None  # asserted only on a CPU with this feature (NEEDS; None: everywhere)
+    # why the bound is looser than the rule of compress.propose (printed with it; None: it is not)
+    reason: str | None = None
 
     def holds(self, measured: float) -> bool:
         # written so that NaN never passes
@@ -173,10 +175,12 @@ def _shown(source: str) -> str:
 
 
 def _set_in(b: Bound, before: str = "; ", after: str = "") -> str:
-    """``; bound set in FILE``: where ``b`` was read from (nothing for text parsed without a file)."""
+    """``; bound set in FILE``: where ``b`` was read from (nothing for text parsed without a file),
+    and the reason it is looser than the rule, where it says one."""
+    why = f"; looser than the rule because {b.reason}" if b.reason else ""
     if b.source.startswith("<"):
-        return ""
-    return f"{before}bound set in {_shown(b.source)}{after}"
+        return f"{before}{why[2:]}{after}" if why else ""
+    return f"{before}bound set in {_shown(b.source)}{why}{after}"
 
 
 def _number(key: str, value: object) -> float:
@@ -202,9 +206,13 @@ def _bound(where: str, metric: str, kind: str, sub: object, source: str = "<thre
         )
     if kind not in sub:
         raise ThresholdsError(f"{where}: missing {{ {kind} = ..., last = ... }}")
-    extra = sorted(set(sub) - {kind, "last", "device", "needs"})
+    extra = sorted(set(sub) - {kind, "last", "device", "needs", "reason"})
     if extra:
-        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last, device, needs")
+        raise ThresholdsError(f"{where}.{extra[0]}: unknown key; valid: {kind}, last, device, needs, reason")
+    reason = sub.get("reason")
+    if reason is not None and not (isinstance(reason, str) and reason.strip()):
+        raise ThresholdsError(f"{where}.reason must be a non-empty string saying why the bound is looser "
+                              f"than the rule, got {reason!r}")
     device = sub.get("device")
     if device is not None and device not in DEVICES:
         raise ThresholdsError(f"{where}.device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -221,7 +229,7 @@ def _bound(where: str, metric: str, kind: str, sub: object, source: str = "<thre
     if last is not None and not 0 <= last <= (ceiling or math.inf):
         span = f"in [0, {ceiling}]" if ceiling else ">= 0"
         raise ThresholdsError(f"{where}.last must be {span} (a measured {metric}), got {last!r}")
-    return Bound(metric, kind, value, last, device, source, needs)
+    return Bound(metric, kind, value, last, device, source, needs, reason)
 
 
 def _entry(source: str, key: str, entry: object) -> Bounds:
