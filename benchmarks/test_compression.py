@@ -31,7 +31,7 @@ def test_pair(benchmark, runner, bounds_table, record, pair_profile, runnable, m
     with pair_profile.phase("latency"):
         paired = Paired(fn, ref_fn)  # warmed up, alternating
     spec = registry.get_model(model)
-    batch = getattr(spec.recipe(), "throughput_batch", None)  # where a model is served in batches
+    batch = spec.recipe().throughput_batch  # where a model is served in batches
     if batch:
         batch_fn = runner.throughput_fn(model, technique, batch)
         if batch_fn is not None:

@@ -23,6 +23,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+from compress.recipe import Recipe
+
 __all__ = [
     "ModelSpec", "TechniqueConfig", "TechniqueSpec", "UnknownNameError",
     "register_model", "register_technique", "register_handler",
@@ -86,8 +88,22 @@ class ModelSpec:
         """True when ``self.name x technique`` is a gate pair."""
         return self.gate is True or (isinstance(self.gate, tuple) and technique in self.gate)
 
-    def recipe(self) -> Any:
-        return self.factory()
+    def recipe(self) -> Recipe:
+        """A new recipe from the model's factory, checked against the contract (:class:`compress.recipe.Recipe`).
+
+        Raises:
+            TypeError: the factory returned something else, or a recipe of another framework.
+        """
+        recipe = self.factory()
+        if not isinstance(recipe, Recipe):
+            raise TypeError(
+                f"model {self.name!r}: its factory ({self.factory.__module__}.{self.factory.__qualname__}) returned "
+                f"a {type(recipe).__name__}, not a recipe: return an instance of a compress.recipe.Recipe subclass "
+                f"(a built-in one such as compress.models.torch_classifier.TorchImageClassifier, or your own)")
+        if recipe.framework != self.framework:
+            raise TypeError(f"model {self.name!r} is registered as framework={self.framework!r} but its recipe "
+                            f"{type(recipe).__name__} is a {recipe.framework!r} recipe")  # fmt: skip
+        return recipe
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -283,6 +299,8 @@ class TechniqueConfig:
 
     stage: ClassVar[str] = "transform"
     version: ClassVar[int] = 1
+    # True for a step with metrics of its own (:meth:`extra_metrics`): they are stored keyed by its config too
+    has_own_metrics: ClassVar[bool] = False
 
     def steps(self) -> tuple["TechniqueConfig", ...]:
         return (self,)
@@ -295,6 +313,10 @@ class TechniqueConfig:
         """Why this step cannot apply to the model of ``recipe`` at these settings (the pair is
         skipped saying so), or None. Decided from the recipe alone: nothing is trained."""
         return None
+
+    def extra_metrics(self, model: Any) -> dict:
+        """Metrics of this step's own, from ``model`` (the trained model it applies to); see ``has_own_metrics``."""
+        return {}
 
     def describe(self) -> dict:
         """``{type, version, fields}``: enough to trace a number to its recipe."""

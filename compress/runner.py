@@ -158,11 +158,6 @@ class PairResult:
         return {**asdict(self), **self.metrics()}
 
 
-def _task_logits(recipe: Any, outputs: np.ndarray) -> np.ndarray:
-    """The outputs accuracy is scored on (a recipe may add outputs, e.g. a kept ImageNet head)."""
-    return recipe.task_logits(outputs) if hasattr(recipe, "task_logits") else outputs
-
-
 def _describe_recipe(recipe: Any) -> dict:
     """The recipe's type and fields: what its cache key hashes.
 
@@ -254,19 +249,19 @@ class Runner:
             "recipe": _describe_recipe(recipe),
             "recipe_version": RECIPE_VERSION,
             # a recipe names the libraries beyond its framework's that shape its weights (a tokenizer)
-            "versions": self._versions_for(spec.framework, tuple(getattr(recipe, "libraries", ()))),
+            "versions": self._versions_for(spec.framework, tuple(recipe.libraries)),
         }
-        source = recipe.source_digest() if hasattr(recipe, "source_digest") else None
+        source = recipe.source_digest()
         if source is not None:  # weights read from a user's file, or a tokenizer made once and kept
             basis["source"] = source
         if spec.framework in ("torch", "ultralytics"):  # what torch training makes depends on it
             from compress.models.torch_common import TRAIN_THREADS
 
             basis["train_threads"] = TRAIN_THREADS
-        port_of = getattr(recipe, "port_of", None)
+        port_of = recipe.port_of
         if port_of:  # a port to another framework of a registered model: reuses its weights
             basis["port_of"] = self._model_basis(port_of)[0]
-        teacher = getattr(recipe, "teacher", None)
+        teacher = recipe.teacher
         if teacher:  # a student distilled from a registered model: trained against its outputs
             basis["teacher"] = self._model_basis(teacher)[0]
         return recipe_key(basis), basis, recipe
@@ -282,7 +277,7 @@ class Runner:
             spec = get_model(name)
             key, basis, recipe = self._model_basis(name)
             build = lambda: recipe.weights(recipe.train(name))  # noqa: E731
-            port_of, teacher = getattr(recipe, "port_of", None), getattr(recipe, "teacher", None)
+            port_of, teacher = recipe.port_of, recipe.teacher
             if port_of:
                 parent = self.model(port_of)
                 build = lambda: recipe.weights(recipe.port_from(parent.recipe, parent.native))  # noqa: E731
@@ -463,7 +458,7 @@ class Runner:
                 x, y = recipe.data("test")
                 t0 = time.perf_counter()
                 predict, step = self.loaded(model, config).predict, metric.chunk or len(x)
-                out = np.concatenate([metric.outcomes(_task_logits(recipe, predict(x[i : i + step])), y[i : i + step])
+                out = np.concatenate([metric.outcomes(recipe.task_logits(predict(x[i : i + step])), y[i : i + step])
                                       for i in range(0, len(x), step)])  # fmt: skip
                 log.info("%s %s: %s on %d test examples (%.1f s)", model, type(config).__name__,
                          metric.describe(metric.value(out)[0]), len(y), time.perf_counter() - t0)  # fmt: skip
@@ -528,7 +523,7 @@ class Runner:
         """What ``model`` needs that this machine lacks (its data, weights or a library), saying how
         to get it, or None."""
         recipe = get_model(model).recipe()
-        return recipe.unavailable() if hasattr(recipe, "unavailable") else None
+        return recipe.unavailable()
 
     def skip_reason(self, model: str, technique: str) -> str | None:
         """Why a registered pair cannot run here (missing data or weights, unsupported step), or None."""
@@ -536,10 +531,7 @@ class Runner:
         reason = self.missing(model)
         if reason:
             return reason
-        unsupported = getattr(recipe, "unsupported", ())
-        if not isinstance(unsupported, dict):
-            why = getattr(recipe, "unsupported_reason", "not supported by this model")
-            unsupported = dict.fromkeys(unsupported, why)
+        unsupported = recipe.unsupported_steps()
         for step in get_technique(technique).config.steps():
             if type(step).__name__ in unsupported:
                 return f"{model} does not support {type(step).__name__}: {unsupported[type(step).__name__]}"
@@ -585,16 +577,17 @@ class Runner:
 
         def artefact_metrics() -> dict:
             out = {"sparsity": sparsity(get_runtime(art.runtime).weight_arrays(art))}
-            if hasattr(recipe, "extra_metrics"):
-                out["extra"] = recipe.extra_metrics(self.loaded(model, config).predict,
-                                                    self.loaded(model, Float32Config()).predict)  # fmt: skip
+            own = recipe.extra_metrics(lambda x: self.loaded(model, config).predict(x),  # loaded when called
+                                       lambda x: self.loaded(model, Float32Config()).predict(x))  # fmt: skip
+            if own:
+                out["extra"] = own
             for step in config.steps():  # a technique's own (an adapter's bytes, its trainable parameters)
-                if hasattr(step, "extra_metrics"):
+                if step.has_own_metrics:
                     out.setdefault("extra", {}).update(step.extra_metrics(self.model(model)))
             return out
 
         basis = self._store_basis(model, config, "artefact_metrics", reference=self._digest(ref))
-        own = [s.describe() for s in config.steps() if hasattr(s, "extra_metrics")]
+        own = [s.describe() for s in config.steps() if s.has_own_metrics]
         if own:  # a technique's own metrics depend on its config and its code's version as well
             basis["technique_metrics"] = own
         more = self._measure(f"{model} {technique} size and extra metrics", basis, artefact_metrics,

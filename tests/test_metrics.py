@@ -21,10 +21,9 @@ def test_metrics_are_registered_with_their_direction():
 
 
 def test_a_recipe_without_a_metric_is_scored_by_top1():
-    class Recipe:
-        pass
+    from compress.recipe import Recipe
 
-    class LM:
+    class LM(Recipe):
         metric = "perplexity"
 
     assert metrics.metric_of(Recipe()).name == "accuracy"

@@ -116,8 +116,8 @@ def get_metric(name: str) -> TaskMetric:
 
 
 def metric_of(recipe: Any) -> TaskMetric:
-    """The metric a model recipe is scored by (its ``metric`` attribute; top-1 without one)."""
-    return get_metric(getattr(recipe, "metric", DEFAULT))
+    """The metric a model recipe is scored by (its ``metric``: :class:`compress.recipe.Recipe` defaults it to top-1)."""
+    return get_metric(recipe.metric)
 
 
 def _load() -> None:

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from compress.frameworks import tensorflow
-from compress.models.base import FirstImagesSplits
+from compress.models.base import FirstImagesSplits, Recipe
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-class KerasArrays:
+class KerasArrays(Recipe):
     """``weights``, ``load`` and ``count_params`` of a Keras recipe with a ``build()``."""
 
     def weights(self, model) -> list[np.ndarray]:

@@ -39,6 +39,7 @@ from typing import ClassVar
 import numpy as np
 
 from compress.frameworks import tensorflow
+from compress.models.base import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def to_model_input(images: np.ndarray, arch: str, chunk: int = 256) -> np.ndarra
 
 
 @dataclass(frozen=True)
-class KerasImageNetClassifier:
+class KerasImageNetClassifier(Recipe):
     """Recipe of a ``tf_keras.applications`` ImageNet-1k classifier with pretrained weights.
 
     Nothing is trained: :meth:`train` builds the architecture with the ImageNet
@@ -168,11 +169,9 @@ class KerasImageNetClassifier:
     framework: str = field(default="keras", init=False)
 
     # Technique configs that need fine-tuning (fit) and so cannot apply to this recipe.
-    unsupported: ClassVar[tuple[str, ...]] = ("MagnitudePruningConfig", "ChannelPruningConfig")
-    unsupported_reason: ClassVar[str] = (
-        "pruning fine-tunes the model, and ImageNet models are not fine-tuned here "
-        "(no ImageNet training set)"
-    )
+    unsupported: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("MagnitudePruningConfig", "ChannelPruningConfig"),
+        "pruning fine-tunes the model, and ImageNet models are not fine-tuned here (no ImageNet training set)")
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:

@@ -9,11 +9,12 @@ architecture's, and the modules are resized to match before the values load.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from compress.determinism import TORCH_THREADS, torch_threads
+from compress.models.base import Recipe
 
 
 def state_arrays(module) -> list[np.ndarray]:
@@ -74,7 +75,7 @@ def count_params(module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
-class TorchArrays:
+class TorchArrays(Recipe):
     """``weights``, ``load`` and ``count_params`` of a torch recipe with a ``build()``."""
 
     def weights(self, model) -> list[np.ndarray]:
@@ -88,9 +89,11 @@ class TorchArrays:
         return count_params(model)
 
 
-class TorchFit:
+class TorchFit(Recipe):
     """``fit`` of a torch recipe with ``fine_tune_data()``, ``batch_size``, ``seed`` and ``weight_decay``:
     :func:`fit` on the fine-tune data (``_fit`` on any arrays, for training)."""
+
+    warmup_steps: ClassVar[int] = 0  # linear warm-up steps of the schedule (a recipe's field may set it)
 
     def fit(self, model, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         """Fine-tune ``model`` in place on :meth:`fine_tune_data`."""
@@ -100,8 +103,7 @@ class TorchFit:
     def _fit(self, model, x, y, *, epochs: float, learning_rate: float, label: str, callbacks=()) -> None:
         fit(model, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=self.batch_size,
             seed=self.seed, label=label, callbacks=callbacks, weight_decay=self.weight_decay,
-            lengths=self.example_lengths(x), loss=getattr(self, "loss", None),
-            warmup_steps=getattr(self, "warmup_steps", 0))  # fmt: skip
+            lengths=self.example_lengths(x), loss=self.loss, warmup_steps=self.warmup_steps)  # fmt: skip
 
     def example_lengths(self, x: np.ndarray) -> np.ndarray | None:
         """Each example's length, when batches should be grouped by it (:func:`batch_order`); None: plain shuffle."""

@@ -47,6 +47,7 @@ import numpy as np
 from compress.data import detection_canvas as canvas
 from compress.data.fashion_mnist import CLASSES
 from compress.models import torch_common
+from compress.models.base import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def deploy_module(native, imgsz: int, *, fmt: str = "onnx", normalize: bool = Tr
 
 
 @dataclass(frozen=True)
-class Yolo:
+class Yolo(Recipe):
     """YOLOv8n (ultralytics' yaml) trained on Fashion-MNIST canvases; its ``detect`` head scored by mAP50-95."""
 
     framework: str = field(default="ultralytics", init=False)
@@ -295,7 +296,7 @@ def _checkpoint_split(data_yaml: str, imgsz: int, calib_images: int, split: str)
 
 
 @dataclass(frozen=True)
-class YoloCheckpoint:
+class YoloCheckpoint(Recipe):
     """A trained ultralytics detector (``weights``: a ``.pt`` checkpoint) scored on a dataset
     (``data``: an ultralytics dataset yaml) without training: its ``val`` images' first
     ``calib_images`` calibrate, the rest are the test set.

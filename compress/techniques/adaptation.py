@@ -29,11 +29,11 @@ the model's.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -79,11 +79,13 @@ class AdaptationConfig(TechniqueConfig):
         """peft's ``LoraConfig`` of this config on ``recipe``'s model (no dropout: deterministic)."""
         from peft import LoraConfig
 
-        targets = list(self.targets or getattr(recipe, "lora_targets", ()))
+        targets = list(self.targets or recipe.lora_targets)
         if not targets:
             raise ValueError(f"{type(recipe).__name__} names no lora_targets and the config none")
         return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=0.0, target_modules=targets,
-                          modules_to_save=list(getattr(recipe, "lora_trained", ())) or None)  # fmt: skip
+                          modules_to_save=list(recipe.lora_trained) or None)  # fmt: skip
+
+    has_own_metrics: ClassVar[bool] = True
 
     def extra_metrics(self, model) -> dict:
         """Trainable parameters (whole and as a fraction of the wrapped model's) and, for LoRA,
@@ -99,7 +101,7 @@ class AdaptationConfig(TechniqueConfig):
 def adaptable(native, recipe, config: AdaptationConfig):
     """A copy of ``native`` (or the recipe's ``adaptation_start``) ready to train: wrapped with LoRA
     adapters (only they and the recipe's ``lora_trained`` modules train), or whole."""
-    work = recipe.adaptation_start(native) if hasattr(recipe, "adaptation_start") else copy.deepcopy(native)
+    work = recipe.adaptation_start(native)
     if config.method == "full":
         for p in work.parameters():
             p.requires_grad_(True)
@@ -133,9 +135,10 @@ def adapt(model, config: AdaptationConfig):
     """``model.native`` (or the recipe's ``adaptation_start``) trained on the recipe's adaptation
     data, a LoRA adapter merged into its weights; in eval mode."""
     recipe = model.recipe
-    if not hasattr(recipe, "adaptation_data"):
-        raise ValueError(f"{type(recipe).__name__} has no adaptation_data(): {model.name} cannot be adapted")
-    x, y = recipe.adaptation_data()
+    data = recipe.adaptation_data()
+    if data is None:
+        raise ValueError(f"{type(recipe).__name__}.adaptation_data() gives none: {model.name} cannot be adapted")
+    x, y = data
     work = adaptable(model.native, recipe, config)
     trainable, total = parameter_counts(work)
     log.info("%s: %s adaptation of %d of %d parameters (%.2f%%) on %d examples", model.name, config.method,

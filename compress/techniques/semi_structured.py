@@ -67,7 +67,7 @@ class SemiStructuredConfig(TechniqueConfig):
     def unsupported_by(self, recipe) -> str | None:
         """A torch model none of whose Linear layers (but the head) 2:4 applies to (the architecture is
         built with random weights to look; the global random state is left as it was)."""
-        if getattr(recipe, "framework", None) != "torch" or not hasattr(recipe, "build"):
+        if recipe.framework != "torch":
             return None
         import torch
 

@@ -88,11 +88,8 @@ def prunable_layers(module) -> list[tuple[str, object]]:
 
 
 def _steps_per_epoch(recipe) -> int:
-    """Optimizer steps of one ``recipe.fit`` epoch: its ``steps_per_epoch()`` where it has one
-    (a recipe fine-tuning on a subset), else the ``train`` split in ``batch_size`` batches."""
-    if hasattr(recipe, "steps_per_epoch"):
-        return int(recipe.steps_per_epoch())
-    return math.ceil(len(recipe.data("train")[0]) / recipe.batch_size)
+    """Optimizer steps of one ``recipe.fit`` epoch (:meth:`compress.models.base.Recipe.steps_per_epoch`)."""
+    return int(recipe.steps_per_epoch())
 
 
 def _update_masks(layers, sparsity: float) -> None:

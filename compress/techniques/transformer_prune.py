@@ -70,7 +70,7 @@ class TransformerPruningConfig(TechniqueConfig):
     def unsupported_by(self, recipe) -> str | None:
         """A fraction that removes no head of a model with few (``recipe.heads`` per layer, where the
         recipe names it): such a pair would be a fine-tune called pruning."""
-        heads = getattr(recipe, "heads", None)
+        heads = recipe.heads
         if self.unit == "heads" and isinstance(heads, int) and int(heads * self.fraction) == 0:
             return (f"removing {self.fraction:.0%} of {heads} attention heads per layer removes none "
                     f"(at least {1 / heads:.0%} is one head)")
@@ -324,7 +324,7 @@ def prune_transformer(model, config: TransformerPruningConfig):
     batches = [(x[i : i + bs], y[i : i + bs]) for i in range(0, min(len(x), bs * config.importance_batches), bs)]
     pruned = copy.deepcopy(model.native)
     with torch_threads():  # the scores, hence the choice, do not depend on the thread count
-        scores = unit_importance(pruned, batches, config.unit, getattr(recipe, "loss", None))
+        scores = unit_importance(pruned, batches, config.unit, recipe.loss)
     keep = [kept_channels(s, config.fraction) for s in scores]
     prune_units(pruned, config.unit, keep)
     return pruned.eval(), [len(s) for s in scores], [len(k) for k in keep]
