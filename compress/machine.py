@@ -1,4 +1,4 @@
-"""Identity of the machine a result was measured on."""
+"""Identity of the machine a result was measured on, and how many worker processes it runs."""
 
 from __future__ import annotations
 
@@ -68,3 +68,20 @@ def machine_info() -> dict:
     basis = "|".join(str(info[k]) for k in ("arch", "cpu", "cores", "memory_gib"))
     info["machine_id"] = hashlib.sha256(basis.encode()).hexdigest()[:12]
     return info
+
+
+ENV_JOBS = "COMPRESS_BENCH_PREPARE_JOBS"
+
+
+def default_jobs() -> int:
+    """``$COMPRESS_BENCH_PREPARE_JOBS``, else 2 on a machine with 2 or more cores, else 1."""
+    raw = os.environ.get(ENV_JOBS, "")
+    if raw:
+        try:
+            jobs = int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_JOBS} must be an integer >= 1, got {raw!r}") from None
+        if jobs < 1:
+            raise ValueError(f"{ENV_JOBS} must be an integer >= 1, got {raw!r}")
+        return jobs
+    return 2 if (os.cpu_count() or 1) >= 2 else 1

@@ -45,26 +45,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable
 
+from compress.machine import ENV_JOBS, default_jobs
 from compress.profile import CostProfile
 
 log = logging.getLogger(__name__)
-
-ENV_JOBS = "COMPRESS_BENCH_PREPARE_JOBS"
-
-
-def default_jobs() -> int:
-    """``$COMPRESS_BENCH_PREPARE_JOBS``, else 2 on a machine with 2 or more cores, else 1."""
-    raw = os.environ.get(ENV_JOBS, "")
-    if raw:
-        try:
-            jobs = int(raw)
-        except ValueError:
-            raise ValueError(f"{ENV_JOBS} must be an integer >= 1, got {raw!r}") from None
-        if jobs < 1:
-            raise ValueError(f"{ENV_JOBS} must be an integer >= 1, got {raw!r}")
-        return jobs
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
 
 def groups(pairs: Iterable[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     """Pairs grouped by model family (a port needs its parent's weights), frameworks alternating

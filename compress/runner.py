@@ -27,7 +27,7 @@ import numpy as np
 from compress import frameworks
 from compress.artefacts import RunArtefacts
 from compress.cache import WeightsCache, recipe_key
-from compress.machine import machine_info
+from compress.machine import default_jobs, machine_info
 from compress.profile import CostProfile
 from compress.registry import (
     DEVICES,
@@ -64,8 +64,6 @@ def default_eval_threads() -> int:
     count is part of a stored result's key (:mod:`compress.results`): a result a
     worker stored is the one a later run reuses.
     """
-    from compress.prepare import default_jobs
-
     return max(1, (os.cpu_count() or 1) // default_jobs())
 
 

@@ -156,7 +156,7 @@ needs_sentiment = pytest.mark.skipif(not _sentiment_available(), reason="the sen
 def test_the_xlmr_student_tokenizes_with_its_own_unigram_pieces(tmp_path, monkeypatch):
     _own_cache(tmp_path, monkeypatch)
     from compress.models import text_classifier
-    from compress.models.distilled_text import unigram_tokenizer
+    from compress.models.unigram import unigram_tokenizer
 
     unigram_tokenizer.cache_clear()
     text_classifier._tokenized.cache_clear()
@@ -183,7 +183,7 @@ def test_the_unigram_tokenizer_is_trained_once_kept_and_keys_the_weights(tmp_pat
     are kept on disk and every later process reads them; the weights' key holds their digest."""
     import hashlib
 
-    from compress.models.distilled_text import unigram_path, unigram_tokenizer
+    from compress.models.unigram import unigram_path, unigram_tokenizer
 
     _own_cache(tmp_path, monkeypatch)
     unigram_tokenizer.cache_clear()

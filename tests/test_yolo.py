@@ -324,7 +324,8 @@ def test_channel_pruning_keeps_the_heads_outputs_and_reloads_from_its_arrays(sma
     import torch
 
     from compress.models.yolo import deploy_module
-    from compress.techniques.ultralytics_channels import C2fSplit, prune_detector, split_c2f
+    from compress.models.yolo_blocks import C2fSplit, split_c2f
+    from compress.techniques.ultralytics_channels import prune_detector
 
     recipe, model, _ = small_yolo
     x, targets = recipe.data("test")

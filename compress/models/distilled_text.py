@@ -35,8 +35,6 @@ not: it adapts a pretrained encoder, and a student's starting point is not one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -44,6 +42,7 @@ import numpy as np
 from compress.models import torch_common
 from compress.models.text_classifier import UNSUPPORTED as TEXT_UNSUPPORTED
 from compress.models.text_classifier import TextClassifier, packed_module
+from compress.models.unigram import unigram_path, unigram_tokenizer
 
 ARCHITECTURES = ("distilbert", "bert", "xlm-roberta")
 INITS = ("teacher-layers", "teacher-embeddings", "random")
@@ -53,66 +52,6 @@ UNSUPPORTED = {
     "AdaptationConfig": "LoRA adapts a pretrained encoder; this model is a student the suite trains "
     "by distillation, with no pretrained start of its own to adapt",
 }
-
-# XLM-RoBERTa's special tokens, in its SentencePiece vocabulary's order.
-XLMR_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-
-
-def unigram_path(vocab_size: int) -> Path:
-    """Where the unigram tokenizer of ``vocab_size`` pieces is kept: under the cache, named by the
-    sentiment data's digest and the ``tokenizers`` version that trained it."""
-    import tokenizers
-
-    from compress.cache import cache_root
-    from compress.data.sentiment import load_sentiment
-
-    digest = load_sentiment().digest[:12]
-    return cache_root() / "tokenizers" / f"unigram-{vocab_size}-{digest}-tokenizers{tokenizers.__version__}.json"
-
-
-@lru_cache(maxsize=2)
-def unigram_tokenizer(vocab_size: int):
-    """A SentencePiece-style unigram tokenizer (XLM-RoBERTa's kind: NFKC, cased, metaspace pieces,
-    ``<s> text </s>``) trained on the sentiment ``train`` split's text, as a transformers fast
-    tokenizer.
-
-    Training it is not reproducible: ``tokenizers``' unigram trainer breaks ties in the order of
-    a hash map that Rust seeds per process, so two processes get different pieces from the same
-    texts. It is trained once and kept (:func:`unigram_path`, written atomically under its lock:
-    a second process waits and reads it), and the weights trained on its ids are keyed by its
-    digest (:meth:`DistilledTextClassifier.source_digest`), so they are never used with another one.
-    """
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    from compress.cache import atomic_write_bytes, locked
-
-    path = unigram_path(vocab_size)
-    with locked(path, what=f"the {vocab_size}-piece unigram tokenizer"):
-        if not path.exists():
-            atomic_write_bytes(path, _train_unigram(vocab_size).to_str().encode())
-        tok = Tokenizer.from_str(path.read_text(encoding="utf-8"))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")  # fmt: skip
-
-
-def _train_unigram(vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    from compress.data.sentiment import load_sentiment
-
-    texts, _ = load_sentiment().split("train")
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=list(XLMR_SPECIALS),
-                                      unk_token="<unk>", show_progress=False)  # fmt: skip
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", bos), ("</s>", eos)])
-    return tok
-
 
 def copy_bert_layers(student, bert, layers: tuple[int, ...]) -> None:
     """Copy a ``BertModel``'s embeddings and encoder layers ``layers`` into a ``DistilBertModel``

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from compress.determinism import set_determinism
 from compress.frameworks import tensorflow
 from compress.models.base import FirstImagesSplits, Recipe
 
@@ -41,13 +42,6 @@ def to_model_input(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     if channels != 1:
         x = np.repeat(x, channels, axis=-1)
     return np.ascontiguousarray(x)
-
-
-def set_determinism(seed: int) -> None:
-    """Seed every generator and make TensorFlow kernels deterministic."""
-    tf = tensorflow()
-    tf.keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 class KerasArrays(Recipe):

@@ -264,7 +264,7 @@ class KerasEfficientNetProbe(FirstImagesSplits, KerasArrays):
 
     def train(self, label: str):
         """Fit the torch recipe (same fields), then port it; returns the Keras model."""
-        from compress.models.keras_classifier import set_determinism
+        from compress.determinism import set_determinism
 
         set_determinism(self.seed)
         t0 = time.perf_counter()

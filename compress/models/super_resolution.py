@@ -31,8 +31,9 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from compress.determinism import set_determinism
 from compress.frameworks import tensorflow
-from compress.models.keras_classifier import KerasArrays, fit_keras, set_determinism
+from compress.models.keras_classifier import KerasArrays, fit_keras
 
 log = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ def _tokenizer(base: str):
     from compress.models import minilm_assets
 
     if base.startswith("unigram-") and base[len("unigram-"):].isdigit():  # a student's own (distilled_text)
-        from compress.models.distilled_text import unigram_tokenizer
+        from compress.models.unigram import unigram_tokenizer
 
         return unigram_tokenizer(int(base[len("unigram-"):]))
     if base != "minilm":

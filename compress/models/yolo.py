@@ -48,6 +48,7 @@ from compress.data import detection_canvas as canvas
 from compress.data.fashion_mnist import CLASSES
 from compress.models import torch_common
 from compress.models.base import Recipe
+from compress.models.yolo_blocks import split_c2f
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +229,9 @@ class Yolo(Recipe):
 
     def load(self, weights):
         """The detector holding ``weights``: the dense network, or a channel-pruned one (its
-        :class:`~compress.techniques.ultralytics_channels.C2fSplit` blocks, resized to the arrays)."""
+        :class:`~compress.models.yolo_blocks.C2fSplit` blocks, resized to the arrays)."""
         model = self.build()
         if len(weights) != len(model.state_dict()):
-            from compress.techniques.ultralytics_channels import split_c2f
-
             split_c2f(model)
         return torch_common.load_arrays(model, weights).eval()
 

@@ -249,7 +249,7 @@ def channel_prune(model, config: ChannelPruningConfig, ctx):
     """Transform: the channel-pruned, fine-tuned model (cached on disk like a trained model)."""
 
     def build() -> list[np.ndarray]:
-        from compress.models.keras_classifier import set_determinism
+        from compress.determinism import set_determinism
 
         set_determinism(model.recipe.seed)
         groups = channel_groups(model.native)

@@ -41,7 +41,7 @@ def prune_keras(keras_model, recipe, config: MagnitudePruningConfig, label: str)
     tf = tensorflow()
     import tensorflow_model_optimization as tfmot
 
-    from compress.models.keras_classifier import set_determinism
+    from compress.determinism import set_determinism
 
     set_determinism(recipe.seed)
     base = tf.keras.models.clone_model(keras_model)
