@@ -132,7 +132,7 @@ def _cmd_report(args) -> int:
     Reads JSON only: no framework is imported, no model loaded."""
     import difflib
 
-    from compress import runs
+    from compress import metrics, runs
     from compress.report import with_latency_ratios
 
     try:
@@ -164,9 +164,10 @@ def _cmd_report(args) -> int:
         md.write_text(runs.format_markdown(rows, loaded), encoding="utf-8")
         written.append(f"{md} ({len(rows)} pairs)")
         written.append(f"{runs.write_csv(rows, out / 'results.csv')} ({len(rows)} lines)")
+        retention = metrics.retention_label(rows, title=True)  # the task metric's: "Perplexity retention"
         for x, name, what in (("size_ratio", "retention_vs_size.png", "size"),
                               ("latency_ratio", "retention_vs_latency.png", "latency")):  # fmt: skip
-            plot = plots.tradeoff(rows, x, out / name, f"Top-1 retention vs {what} (commit {commits}; {cpus})")
+            plot = plots.tradeoff(rows, x, out / name, f"{retention} vs {what} (commit {commits}; {cpus})")
             written.append(f"{plot} ({plot.plotted} pairs" + (f"; left out, no {x}: {', '.join(plot.left_out)})"
                                                               if plot.left_out else ")"))  # fmt: skip
         for pair, points in histories.items():

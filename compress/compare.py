@@ -29,7 +29,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from compress import thresholds
+from compress import metrics, thresholds
 from compress.runs import pair_name as _key
 
 # Measured here between runs of an unchanged tree (README, "The merge gate"): interleaved ratios
@@ -38,11 +38,15 @@ from compress.runs import pair_name as _key
 DEFAULT_FACTOR = 2.0  # a pair's latency change (see compare) beyond which it fails
 DEFAULT_DRIFT_FACTOR = 3.0  # every reference at once (the drift)
 NOTABLE_LATENCY = 1.2  # reported as faster / slower (not failed) beyond this, drift divided out
-NOTABLE_RETENTION = 0.002  # reported as better / worse beyond this absolute change
-NOTABLE_SIZE = 0.005  # size ratio, absolute
-NOTABLE_PERPLEXITY = 0.5  # a language model's fp32 perplexity, absolute (its compressed pairs: retention)
-NOTABLE_PSNR = 0.1  # dB: a super-resolution model's fp32 PSNR, absolute (its compressed pairs: retention)
-NOTABLE_MAP = 0.005  # a detector's fp32 mAP50-95, absolute (its compressed pairs: retention)
+# a metric's change is reported as better / worse at or beyond its descriptor's `notable` absolute change
+# (compress.metrics.descriptor: retention and top-1 0.002, size ratio 0.005, an fp32 pair's perplexity 0.5,
+# PSNR 0.1 dB, mAP50-95 0.005): quality first, then size, each in the descriptors' order
+
+
+def notable_metrics() -> list[metrics.Metric]:
+    """The descriptors whose changes :func:`compare` reports, in the order it lists them."""
+    noted = [d for d in metrics.descriptors().values() if d.notable is not None]
+    return sorted(noted, key=lambda d: d.role != "quality")  # stable: the descriptors' order within each
 
 
 @dataclass
@@ -107,6 +111,7 @@ def compare(baseline: list[dict], current: list[dict], table: dict, *, factor: f
             v.broke.append(f"{k}: in the baseline but not in this run (it failed before it was timed, "
                            "was skipped, or is no longer registered)")  # fmt: skip
     v.new = [k for k in cur if k not in base]
+    noted = notable_metrics()
     for k in common:
         b, c = base[k], cur[k]
         if k in p50:
@@ -127,17 +132,12 @@ def compare(baseline: list[dict], current: list[dict], table: dict, *, factor: f
                 v.worse.append(f"{desc}; fails beyond {factor:.2f}x)")
             elif change < 1 / NOTABLE_LATENCY:
                 v.better.append(f"{desc})")
-        for metric, notable, higher_is_better in (("retention", NOTABLE_RETENTION, True),
-                                                  ("accuracy", NOTABLE_RETENTION, True),
-                                                  ("perplexity", NOTABLE_PERPLEXITY, False),
-                                                  ("psnr", NOTABLE_PSNR, True),
-                                                  ("map50_95", NOTABLE_MAP, True),
-                                                  ("size_ratio", NOTABLE_SIZE, False)):  # fmt: skip
-            x, y = b.get(metric), c.get(metric)
-            if x is None or y is None or abs(y - x) < notable:
+        for d in noted:
+            x, y = b.get(d.name), c.get(d.name)
+            if x is None or y is None or abs(y - x) < d.notable:
                 continue
-            line = f"{k}: {metric} {x:.4f} -> {y:.4f}"
-            (v.better if (y > x) == higher_is_better else v.worse).append(line)
+            line = f"{k}: {d.name} {x:.4f} -> {y:.4f}"
+            (v.better if (y > x) == d.higher_is_better else v.worse).append(line)
     return v
 
 

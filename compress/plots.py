@@ -1,13 +1,14 @@
 """PNG plots of saved runs, for ``python -m compress report``.
 
-- :func:`tradeoff`: top-1 retention against a cost (size ratio, latency ratio), one
-  subplot per model family, each point labelled with its technique, the fp32
+- :func:`tradeoff`: retention (the task metric's: top-1, perplexity, mAP50-95...) against a cost
+  (size ratio, latency ratio), one subplot per model family, each point labelled with its technique, the fp32
   references drawn as stars and the Pareto front (:func:`pareto_front`) as a step line.
 - :func:`latency_history`: one pair's batch-1 latency across saved runs, in time order.
 
 matplotlib draws with its Agg backend (files only, no display). Each function writes
 one PNG and returns a :class:`Plot` (path-like: ``open(plot)`` works) saying what it
-drew and what it left out.
+drew and what it left out. Axis labels and log scales are the metrics' descriptors'
+(:mod:`compress.metrics.descriptor`).
 """
 
 from __future__ import annotations
@@ -26,30 +27,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from compress import metrics  # noqa: E402
+
 __all__ = ["Plot", "pareto_front", "tradeoff", "latency_history"]
 
 log = logging.getLogger("compress.plots")
 
 DPI = 110
-X_LABELS = {
-    "size_ratio": "size ratio (artefact bytes / fp32 artefact bytes)",
-    "gzip_ratio": "gzip ratio (gzipped bytes / fp32 gzipped bytes)",
-    "latency_ratio": "latency ratio (batch-1 p50 / same runtime's fp32 p50, timed interleaved; log scale)",
-    "latency_ratio_best": "latency ratio (batch-1 p50 / fastest fp32 of the family; log scale)",
-}
-LOG_X = {"latency_ratio", "latency_ratio_best"}
-Y_LABEL = "top-1 retention (accuracy / fp32 accuracy)"
 
 
 @dataclass
 class Plot:
     """A written PNG: its path, how many pairs it shows, the pairs left out (lacking the
-    plotted metric) and, for a trade-off plot, the pairs on each family's Pareto front."""
+    plotted metric) and, for a trade-off plot, the pairs on each family's Pareto front and
+    the y axis' label."""
 
     path: Path
     plotted: int
     left_out: list[str] = field(default_factory=list)
     front: dict[str, list[str]] = field(default_factory=dict)
+    y_label: str = ""
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -171,15 +168,19 @@ def _label_points(ax, items, fontsize: float = 7.5) -> None:
 
 
 def tradeoff(rows: list[dict], x: str, path, title: str) -> Plot:
-    """Write a PNG of top-1 retention (y) against ``x`` (``size_ratio``, ``latency_ratio``...),
+    """Write a PNG of retention (y) against ``x`` (``size_ratio``, ``latency_ratio``...),
     one subplot per model family, and return it as a :class:`Plot`.
+
+    The y axis names the plotted rows' task metric (``perplexity retention (fp32 perplexity /
+    perplexity)``), or says ``retention (task metric / fp32)`` where they are of several tasks.
 
     Points are coloured by runtime and labelled with their technique; fp32 references are
     stars. The step line is each family's Pareto front (lower x, higher retention). Rows
     without a finite ``x`` or retention are left out (listed in ``Plot.left_out``, logged).
     """
     path = Path(path)
-    log_x = x in LOG_X
+    x_metric = metrics.descriptors().get(x)
+    log_x = x_metric is not None and x_metric.log_scale
     keep, left_out = [], []
     for r in rows:
         ok = _finite(r.get(x)) and _finite(r.get("retention")) and (not log_x or r[x] > 0)
@@ -188,6 +189,7 @@ def tradeoff(rows: list[dict], x: str, path, title: str) -> Plot:
     if left_out:
         log.info("%s: %d pair(s) left out, no %s or retention: %s", path.name, len(left_out), x, ", ".join(left_out))
 
+    y_label = metrics.retention_label(keep, axis=True)
     families = list(dict.fromkeys(r.get("family") or r.get("model") for r in keep))
     runtimes = sorted({str(r.get("runtime") or "?") for r in keep})
     cmap = plt.get_cmap("tab10")
@@ -236,8 +238,8 @@ def tradeoff(rows: list[dict], x: str, path, title: str) -> Plot:
         ax.set_ylim(*_limits([p[1] for p in pts], False, 0.14, 0.01))
         models = list(dict.fromkeys(str(r.get("model")) for r in frows))
         ax.set_title(fam if models == [fam] else f"{fam} ({', '.join(models)})", fontsize=10.5)
-        ax.set_xlabel(X_LABELS.get(x, x), fontsize=9)
-        ax.set_ylabel(Y_LABEL, fontsize=9)
+        ax.set_xlabel(x_metric.axis_label if x_metric else x, fontsize=9)
+        ax.set_ylabel(y_label, fontsize=9)
         ax.grid(True, alpha=0.25)
         ax.tick_params(labelsize=8.5)
         pending.append((ax, [(*pts[i], str(r.get("technique")), refs[i]) for i, r in enumerate(frows)]))
@@ -256,7 +258,7 @@ def tradeoff(rows: list[dict], x: str, path, title: str) -> Plot:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    return Plot(path=path, plotted=len(keep), left_out=left_out, front=front_names)
+    return Plot(path=path, plotted=len(keep), left_out=left_out, front=front_names, y_label=y_label)
 
 
 # --- one pair across runs -----------------------------------------------------------------------------

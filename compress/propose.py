@@ -9,7 +9,8 @@ to review and commit. ``--check`` exits 1 when a bound is looser than the rule w
 The rule (stated once; the README's Thresholds section quotes it):
 
 * **Quality.** Each quality bound declares the drop it must detect, in the metric's own units
-  (:data:`DETECT`): 1 point of top-1 accuracy or mAP50-95, 0.3 dB of PSNR, 3% of perplexity.
+  (its descriptor's ``detect``: :mod:`compress.metrics.descriptor`, :func:`detect`): 1 point of
+  top-1 accuracy or mAP50-95, 0.3 dB of PSNR, 3% of perplexity.
   The judge fails a min bound when the one-sided 95% upper confidence bound is below it. A drop
   ``d`` moves the measured value ``v`` to ``v - d`` and widens the bound's half-width ``h`` (the
   run's ``<metric>_upper - <metric>``) to ``h'``: per-example outcomes that flip add ``d / n`` to the
@@ -18,7 +19,8 @@ The rule (stated once; the README's Thresholds section quotes it):
   ``v - d + h'``, rounded up to 3 decimals. An unchanged model's upper bound ``v + h`` then clears
   it. Where ``d <= h'`` the test set cannot resolve the declared drop; the rule then detects the
   smallest drop it can resolve (the fixed point ``d = h' + 0.001``), and says so.
-  A perplexity ceiling is the mirror image (the lower bound, rounded down to 2 decimals).
+  A perplexity ceiling (a lower-is-better metric's) is the mirror image (the lower bound, rounded
+  down to the metric's decimals: 2).
 * **Size.** ``size_ratio`` and ``gzip_ratio``: the measured ratio plus 2%, rounded up to 3
   decimals (bytes are deterministic; 2% leaves room for a library's serialization to drift).
 * **Latency** bounds are claims about a technique, not measurements to track: none is proposed.
@@ -29,16 +31,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compress import thresholds
+from compress import metrics, thresholds
 from compress.stats import CONFIDENCE
 
-# metric -> (drop to detect, its unit, whether it is relative to the value, outcomes that flip)
-DETECT = {
-    "accuracy": (0.01, "points", False, True),
-    "map50_95": (0.01, "points", False, True),
-    "psnr": (0.3, "dB", False, False),
-    "perplexity": (0.03, "relative", True, False),
-}
+
+def detect(metric: object) -> metrics.Detect | None:
+    """The drop a floor on task metric ``metric`` must detect (its descriptor's ``detect``: the drop, its
+    unit, whether it is relative to the value, whether it flips outcomes), or None: the rule proposes none."""
+    d = metrics.descriptors().get(metric) if isinstance(metric, str) else None
+    return d.detect if d is not None else None
+
+
 SIZE_MARGIN = 0.02
 _RESOLUTION = 0.001  # a floor's decimals (3): a drop must exceed the half-width by this much
 
@@ -56,7 +59,8 @@ class Proposal:
     halfwidth: float = 0.0  # the run's one-sided confidence half-width of `last`
 
     def toml(self) -> str:
-        digits = 2 if self.metric == "perplexity" else 4
+        d = metrics.descriptors().get(self.metric)
+        digits = d.digits if d is not None else 4
         return f"{self.metric} = {{ {self.kind} = {self.value:g}, last = {self.last:.{digits}f} }}"
 
     def describes(self) -> str:
@@ -85,21 +89,25 @@ def quality_bound(pair: str, bound_metric: str, row: dict) -> Proposal | None:
     """The rule's bound on ``bound_metric`` (``retention`` or the pair's own quality metric) from
     one measured row, or None when the row lacks what the rule needs."""
     metric = row.get("metric")
-    if metric not in DETECT or bound_metric not in ("retention", metric):
+    rule = detect(metric)
+    if rule is None or bound_metric not in ("retention", metric):
         return None
-    delta, unit, relative, flips = DETECT[metric]
+    delta, unit, relative, flips = rule
     score, base, n = row.get(metric), row.get(f"baseline_{metric}"), row.get("eval_images")
     if not all(isinstance(x, (int, float)) and x > 0 for x in (score, base, n)):
         return None
-    if bound_metric == "perplexity":  # a ceiling on perplexity itself, judged by its lower bound
-        lower = row.get("perplexity_lower")
+    own = metrics.get_descriptor(metric)
+    if bound_metric == metric and not own.higher_is_better:  # a ceiling (perplexity), judged by its lower bound
+        lower = row.get(own.bound_key)
         if not isinstance(lower, (int, float)):
             return None
+        step = 10.0**-own.digits  # the ceiling's resolution: its decimals
         h = max(score - lower, 0.0)
-        d = delta * score
-        resolved = d > h + 0.01
-        d = d if resolved else h + 0.01
-        return Proposal(pair, "perplexity", "max", _down(score + d - h, 2), score, d / score, "relative", resolved, h)
+        d = delta * score if relative else delta
+        resolved = d > h + step
+        d = d if resolved else h + step
+        return Proposal(pair, metric, "max", _down(score + d - h, own.digits), score, d / score if relative else d,
+                        unit, resolved, h)  # fmt: skip
     v = row.get(bound_metric)
     upper = row.get(bound_metric + thresholds.UPPER_SUFFIX)
     if not isinstance(v, (int, float)) or not isinstance(upper, (int, float)):
@@ -133,7 +141,7 @@ def _default_metrics(row: dict) -> list[str]:
     """What a new entry bounds: an fp32 reference pair its quality metric; a compressed one its
     retention and its raw size (gzip size where it is sparse: a pruned model is stored dense)."""
     if row.get("reference"):
-        return [row["metric"]] if row.get("metric") in DETECT else []
+        return [row["metric"]] if detect(row.get("metric")) is not None else []
     size = "gzip_ratio" if (row.get("sparsity") or 0) >= 0.3 else "size_ratio"
     return ["retention", size]
 

@@ -9,31 +9,23 @@ baseline such as torch eager at batch 1.
 
 from __future__ import annotations
 
-COLUMNS = (
-    ("model", "model", "{}"),
-    ("technique", "technique", "{}"),
-    ("runtime", "runtime", "{}"),
-    ("parameters", "params", "{:,}"),
-    ("bytes", "bytes", "{:,}"),
-    ("adapter_bytes", "adapter bytes", "{:,}"),
-    ("trainable_fraction", "trained", "{:.4f}"),
-    ("size_ratio", "size", "{:.3f}"),
-    ("gzip_ratio", "gzip", "{:.3f}"),
-    ("accuracy", "top-1", "{:.4f}"),
-    ("perplexity", "perplexity", "{:.2f}"),
-    ("psnr", "PSNR dB", "{:.3f}"),
-    ("map50_95", "mAP50-95", "{:.4f}"),
-    ("map50", "mAP50", "{:.4f}"),
-    ("ssim", "SSIM", "{:.4f}"),
-    ("retention", "retention", "{:.4f}"),
-    ("sparsity", "sparsity", "{:.3f}"),
-    ("photo_agreement", "photos", "{:.2f}"),
-    ("latency_ms", "p50 ms", "{:.3f}"),
-    ("throughput", "ex/s b32", "{:,.0f}"),
-    ("latency_ratio", "vs own fp32", "{:.2f}x"),
-    ("latency_ratio_best", "vs best fp32*", "{:.2f}x"),
-    ("quality_from", "quality", "{}"),
-)
+from compress import metrics
+
+FIRST = (("model", "model", "{}"), ("technique", "technique", "{}"), ("runtime", "runtime", "{}"))
+LAST = (("quality_from", "quality", "{}"),)  # where the pair's quality came from (stored or measured)
+TEXT = {"model", "technique", "runtime"}  # left-aligned
+
+
+def columns() -> tuple[tuple[str, str, str], ...]:
+    """The text table's columns, ``(row key, heading, format)``: the pair's names, then every metric
+    with a column (:mod:`compress.metrics.descriptor`: its ``order``, short heading and format), then
+    where its quality came from."""
+    shown = sorted((d for d in metrics.descriptors().values() if d.order is not None), key=lambda d: d.order)
+    # the ratio to the best fp32 is never timed interleaved: its heading carries the mark
+    return (*FIRST, *((d.name, d.column_short + (SEPARATE if d.name == "latency_ratio_best" else ""), d.format)
+                      for d in shown), *LAST)  # fmt: skip
+
+
 # a ratio not timed interleaved with its reference: its cell is marked, and the table says so
 SEPARATE = "*"
 
@@ -100,16 +92,15 @@ def compressed_nothing(rows: list[dict]) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     """Render rows (dicts of metrics) as an aligned text table; missing cells show '-'."""
     rows = with_latency_ratios(rows)
-    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    cols = [c for c in columns() if any(r.get(c[0]) is not None for r in rows)]
     cells = [[h for _, h, _ in cols]]
     for r in rows:
         cells.append([(fmt.format(r[k]) + (SEPARATE if k == "latency_ratio" and r.get("latency_ratio_separate") else ""))
                       if r.get(k) is not None else "-" for k, _, fmt in cols])  # fmt: skip
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    left = {"model", "technique", "runtime"}
     lines = []
     for j, row in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if cols[i][0] in left else c.rjust(w)
+        lines.append("  ".join(c.ljust(w) if cols[i][0] in TEXT else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))  # fmt: skip
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))

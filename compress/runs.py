@@ -27,7 +27,7 @@ from pathlib import Path
 
 __all__ = [
     "ENV_RESULTS", "Run", "RunFileError", "storage_root", "load_run", "merge_runs",
-    "find_runs", "latest_run", "history", "pair_name", "format_markdown", "write_csv",
+    "find_runs", "latest_run", "history", "pair_name", "markdown_columns", "format_markdown", "write_csv",
 ]  # fmt: skip
 
 ENV_RESULTS = "COMPRESS_BENCH_RESULTS"
@@ -206,41 +206,28 @@ def history(pair: str, runs: list[Run]) -> list[dict]:
 
 # --- rendering (python -m compress report) -------------------------------------------------------
 
-MARKDOWN_COLUMNS = (  # (row key, header); formats are compress.report.COLUMNS'
-    ("model", "model"),
-    ("technique", "technique"),
-    ("runtime", "runtime"),
-    ("bytes", "bytes"),
-    ("adapter_bytes", "adapter bytes"),
-    ("trainable_fraction", "trained"),
-    ("size_ratio", "size ratio"),
-    ("gzip_ratio", "gzip ratio"),
-    ("accuracy", "top-1"),
-    ("perplexity", "perplexity"),
-    ("psnr", "PSNR dB"),
-    ("ssim", "SSIM"),
-    ("map50_95", "mAP50-95"),
-    ("map50", "mAP50"),
-    ("retention", "retention"),
-    ("latency_ms", "p50 ms"),
-    ("throughput", "examples/s at batch 32"),
-    ("latency_ratio", "vs own fp32"),
-    ("latency_ratio_best", "vs best fp32"),
-)
-OPTIONAL_COLUMNS = {"accuracy", "perplexity", "psnr", "ssim", "map50_95", "map50", "adapter_bytes", "trainable_fraction",
-                    "throughput"}  # where a row has them
+def markdown_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """The Markdown report's columns, ``(row key, heading)``: the pair's names, then each metric that has
+    one (:mod:`compress.metrics.descriptor`: ``markdown``, ``markdown_order``, ``heading``), a metric not
+    ``markdown_always`` shown only where a row of ``rows`` has it (a task's metric, an adapter's bytes)."""
+    from compress import metrics
+
+    shown = [d for d in metrics.descriptors().values() if d.order is not None and d.markdown
+             and (d.markdown_always or any(r.get(d.name) is not None for r in rows))]  # fmt: skip
+    shown.sort(key=lambda d: d.order if d.markdown_order is None else d.markdown_order)
+    return [("model", "model"), ("technique", "technique"), ("runtime", "runtime"),
+            *((d.name, d.column) for d in shown)]
 
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:
     """The report: a Markdown table of ``rows`` (already through
     ``compress.report.with_latency_ratios``), the "slower than fp32" statement, and the
     runs it came from."""
-    from compress.report import COLUMNS, format_slower
+    from compress.report import TEXT, format_slower
+    from compress.report import columns as table_columns
 
-    fmts = {key: fmt for key, _, fmt in COLUMNS}
-    text = {"model", "technique", "runtime"}
-    columns = [(k, h) for k, h in MARKDOWN_COLUMNS  # a task's metric column only where a row has it
-               if k not in OPTIONAL_COLUMNS or any(r.get(k) is not None for r in rows)]  # fmt: skip
+    fmts = {key: fmt for key, _, fmt in table_columns()}
+    columns = markdown_columns(rows)
     commits = sorted({r.short + ("+" if r.dirty else "") for r in runs})
     tiers = sorted({f"{r.tier}" + (f" shard {r.shard}" if r.shard else "") for r in runs if r.tier})
     lines = ["# compress-bench report", "",
@@ -250,7 +237,7 @@ def format_markdown(rows: list[dict], runs: list[Run]) -> str:
              "fp32 export, timed interleaved in the same test; *vs best fp32*: over the fastest fp32 "
              "export of the model's family in the run.", "",
              "| " + " | ".join(h for _, h in columns) + " |",
-             "|" + "|".join(":---" if k in text else "---:" for k, _ in columns) + "|"]  # fmt: skip
+             "|" + "|".join(":---" if k in TEXT else "---:" for k, _ in columns) + "|"]  # fmt: skip
     for r in rows:
         cells = []
         for key, _ in columns:

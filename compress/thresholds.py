@@ -41,36 +41,53 @@ import difflib
 import math
 import operator
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from compress.metrics import Metric, descriptors
 from compress.stats import CONFIDENCE
 
 DEVICES = ("cpu", "cuda")  # as compress.registry.DEVICES (this module imports no registry at load)
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "thresholds.toml"
 
-# metric -> bound kind; "max" bounds must not be exceeded, "min" bounds must be reached.
-METRICS = {
-    "size_ratio": "max",
-    "gzip_ratio": "max",
-    "retention": "min",
-    "accuracy": "min",
-    "perplexity": "max",  # a language model's fp32 pair (lower is better; compress.metrics.perplexity)
-    "psnr": "min",  # a super-resolution model's fp32 pair (dB; compress.metrics.psnr)
-    # dB of PSNR over bicubic upscaling of the same tiles: a generator must beat the classical floor
-    "psnr_over_bicubic": "min",
-    "map50_95": "min",  # a detector's fp32 pair (compress.metrics.detection)
-    # batch-1 latency / the same runtime's fp32 latency, measured interleaved in one test
-    "latency_ratio": "max",
-}
-# bounds judged by a one-sided CONFIDENCE bound of the metric, read from "<metric><suffix>": a min
-# bound by the upper bound (it fails only when even that is below it), a max bound by the lower one
-STATISTICAL = {"retention": "_upper", "accuracy": "_upper", "perplexity": "_lower", "psnr": "_upper",
-               "map50_95": "_upper"}
+
+class _Registered(Mapping):
+    """A read-only mapping drawn afresh from the registered metric descriptors at every use
+    (:mod:`compress.metrics.descriptor`), so that a metric registered later is bounded too."""
+
+    def __init__(self, build):
+        self._build = build
+
+    def __getitem__(self, key):
+        return self._build()[key]
+
+    def __iter__(self):
+        return iter(self._build())
+
+    def __len__(self) -> int:
+        return len(self._build())
+
+    def __repr__(self) -> str:
+        return repr(self._build())
+
+
+def _bounded() -> list[Metric]:
+    return [d for d in descriptors().values() if d.bound]
+
+
+# metric -> bound kind, for every descriptor with `bound`, in the descriptors' order: "max" bounds (lower is
+# better: size_ratio, gzip_ratio, perplexity, latency_ratio) must not be exceeded, "min" bounds (higher is
+# better: retention, accuracy, psnr, psnr_over_bicubic, map50_95) must be reached
+METRICS = _Registered(lambda: {d.name: d.bound_kind for d in _bounded()})
+# bounds judged by a one-sided CONFIDENCE bound of the metric (a descriptor's `confidence`), read from
+# "<metric><suffix>": a min bound by the upper bound (it fails only when even that is below it), a max
+# bound by the lower one
+STATISTICAL = _Registered(lambda: {d.name: d.bound_suffix for d in _bounded() if d.confidence})
 UPPER_SUFFIX = "_upper"
-# the largest value a bound (or its `last`) on the metric can meaningfully take
-_CEILING = {"accuracy": 1.0, "retention": 1.5, "map50_95": 1.0}
+# the largest value a bound (or its `last`) on the metric can meaningfully take (a descriptor's `ceiling`)
+_CEILING = _Registered(lambda: {d.name: d.ceiling for d in _bounded() if d.ceiling is not None})
 
 
 class ThresholdsError(ValueError):
@@ -138,8 +155,9 @@ class Bounds:
                 out.append(f"{self.key}: {b.metric} was not measured but has a bound{_set_in(b, ' (', ')')}")
                 continue
             v = metrics[b.metric]
-            if b.metric in STATISTICAL:
-                bound_key = b.metric + STATISTICAL[b.metric]
+            suffix = STATISTICAL.get(b.metric)
+            if suffix is not None:
+                bound_key = b.metric + suffix
                 side = "upper" if b.kind == "min" else "lower"
                 if bound_key not in metrics:
                     out.append(

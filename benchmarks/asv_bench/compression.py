@@ -10,6 +10,11 @@ Which pairs (asv takes no options of ours, so the environment says):
 - ``COMPRESS_BENCH_SHARD``: ``i/N``, as the gate's ``--shard``;
 - ``COMPRESS_BENCH_PLUGINS``: a team's model modules (compress/plugins.py).
 
+The ``track_*`` methods are one per metric descriptor with a ``description`` (its asv unit;
+:mod:`compress.metrics.descriptor`), attached to :class:`Quality` below: ``track_size_ratio``,
+``track_accuracy``, ``track_perplexity``, ``track_retention``... A metric registered by its own
+module (a plugin's included) gets its ``track_<name>`` without an edit here.
+
 Unsupported model x technique combinations raise NotImplementedError in setup, so
 asv skips them. Models come from the suite's on-disk cache (trained on first use);
 accuracy comes from the result store when the artefact's bytes are unchanged.
@@ -20,6 +25,7 @@ import os
 import time
 
 from compress import registry
+from compress.metrics import descriptors
 
 TIER = os.environ.get("COMPRESS_BENCH_TIER", "gate")
 
@@ -125,12 +131,9 @@ class Quality:
                 raise NotImplementedError(_get_runner().skip_reason(model, technique) or "not measured")
             raise NotImplementedError(f"{technique} does not apply to {model}")
 
-    track_size_ratio = _track("size_ratio", "ratio (artefact bytes / fp32 artefact bytes)")
-    track_gzip_ratio = _track("gzip_ratio", "ratio (gzip bytes / fp32 gzip bytes)")
-    track_accuracy = _track("accuracy", "top-1 on the model's test split")
-    track_perplexity = _track("perplexity", "perplexity on the language model's held-out text")
-    track_psnr = _track("psnr", "dB, mean PSNR of a super-resolution model's upscaled test tiles")
-    track_map50_95 = _track("map50_95", "mAP50-95 of a detector on its test canvases (ultralytics' validator code)")
-    track_retention = _track("retention", "vs the fp32 artefact, above 1 better (top-1 ratio; fp32 perplexity / perplexity)")
-    track_param_ratio = _track("param_ratio", "ratio (parameters / fp32 parameters)")
-    track_cost_s = _track("cost_s", "seconds the suite spent on the pair in this run")
+
+# one track_<name> per descriptor with an asv unit (its description): asv finds them as attributes of the class
+for _metric in descriptors().values():
+    if _metric.description is not None:
+        setattr(Quality, f"track_{_metric.name}", _track(_metric.name, _metric.description))
+del _metric

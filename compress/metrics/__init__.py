@@ -16,7 +16,13 @@ from them, the same way for every task:
   and asv read one retention whatever the task.
 
 One module per metric: :mod:`compress.metrics.accuracy`, :mod:`compress.metrics.perplexity`,
-:mod:`compress.metrics.psnr`, :mod:`compress.metrics.detection`.
+:mod:`compress.metrics.psnr`, :mod:`compress.metrics.detection`. Each also registers the
+:class:`Metric` descriptor (:mod:`compress.metrics.descriptor`) of its metric and of the model
+extras it goes with, which every table, bound, comparison, plot and asv track reads; a task
+metric's ``name``, ``label`` and ``higher_is_better`` are its descriptor's. The descriptors of
+what every pair measures besides its task metric (size, retention, latency) are registered by
+:mod:`compress.metrics.artefact` and :mod:`compress.metrics.timing`. Any other module of this
+package is imported too (:func:`_load`): a new metric is one module.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["TaskMetric", "get_metric", "metric_of", "list_metrics", "DEFAULT"]
+from compress.metrics.descriptor import (BUILTIN, Detect, Metric, descriptors, get_descriptor, register,
+                                         retention_label, task_of, unregister)
+
+__all__ = ["TaskMetric", "get_metric", "metric_of", "list_metrics", "DEFAULT", "Metric", "Detect", "register",
+           "unregister", "get_descriptor", "descriptors", "task_of", "retention_label"]  # fmt: skip
 
 DEFAULT = "accuracy"
 
@@ -34,9 +44,7 @@ DEFAULT = "accuracy"
 class TaskMetric(ABC):
     """How one task's outputs are scored. Stateless; one instance per metric."""
 
-    name: ClassVar[str]  # the results key: "accuracy", "perplexity"
-    label: ClassVar[str]  # a table's column: "top-1", "perplexity"
-    higher_is_better: ClassVar[bool]
+    descriptor: ClassVar[Metric]  # its results key, label, direction, format, bounds (compress.metrics.descriptor)
     # how per-example outcomes are stored: "bools" (one per example), "floats" (one per example) or
     # "rows" (a 2-D float array, several rows an example: see :meth:`examples`)
     kind: ClassVar[str]
@@ -48,9 +56,23 @@ class TaskMetric(ABC):
     version: ClassVar[int] = 1
 
     @property
+    def name(self) -> str:
+        """The results key: ``"accuracy"``, ``"perplexity"`` (the descriptor's)."""
+        return self.descriptor.name
+
+    @property
+    def label(self) -> str:
+        """What it is called in a table or a log line: ``"top-1"``, ``"perplexity"`` (the descriptor's)."""
+        return self.descriptor.label
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.descriptor.higher_is_better
+
+    @property
     def bound_key(self) -> str:
         """Where the value's confidence bound is recorded: ``<name>_upper`` or ``<name>_lower``."""
-        return self.name + ("_upper" if self.higher_is_better else "_lower")
+        return self.descriptor.bound_key
 
     @abstractmethod
     def outcomes(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -65,7 +87,7 @@ class TaskMetric(ABC):
         """``(retention, upper)`` against the fp32 reference's outcomes (above 1 is better)."""
 
     def describe(self, value: float) -> str:
-        return f"{self.label} {value:.4f}"
+        return f"{self.label} {self.descriptor.show(value)}"
 
     def examples(self, outcomes: np.ndarray) -> int:
         """How many test examples ``outcomes`` hold (one per entry, unless a metric's rows say otherwise)."""
@@ -121,4 +143,23 @@ def metric_of(recipe: Any) -> TaskMetric:
 
 
 def _load() -> None:
-    from compress.metrics import accuracy, detection, perplexity, psnr  # noqa: F401  (each registers itself once, on import)
+    """Import every module of this package once (each registers its metrics on import): the built-in
+    ones (:data:`~compress.metrics.descriptor.BUILTIN`), then any other, by name."""
+    if _LOADED:
+        return
+    import importlib
+    import pkgutil
+
+    _LOADED.append(True)  # before the imports: a module importing compress.metrics while loading is no loop
+    try:
+        for module in BUILTIN:
+            importlib.import_module(module)
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+            if not info.name.startswith("_") and f"{__name__}.{info.name}" not in BUILTIN:
+                importlib.import_module(f"{__name__}.{info.name}")
+    except BaseException:
+        _LOADED.clear()
+        raise
+
+
+_LOADED: list[bool] = []

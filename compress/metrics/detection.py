@@ -35,7 +35,15 @@ from types import SimpleNamespace
 import numpy as np
 
 from compress import stats
-from compress.metrics import TaskMetric, _register
+from compress.metrics import Detect, Metric, TaskMetric, _register, register
+
+MAP50_95 = register(Metric(
+    "map50_95", "mAP50-95", True, "{:.4f}", ceiling=1.0,
+    description="mAP50-95 of a detector on its test canvases (ultralytics' validator code)",
+    bound=True, confidence=True, notable=0.005, detect=Detect(0.01, "points", False, True), order=130,
+))  # fmt: skip
+# the first of the ten IoU thresholds (a detector's extra: compress.models.yolo)
+MAP50 = register(Metric("map50", "mAP50", True, "{:.4f}", ceiling=1.0, order=140))
 
 FRAME = 640.0  # coordinates are scored in this frame (see above)
 MAX_DET = 100  # detections kept per image (COCO's maxDets)
@@ -190,9 +198,7 @@ def _stored_column(key: tuple, col: np.ndarray | None = None) -> np.ndarray | No
 
 
 class MeanAveragePrecision(TaskMetric):
-    name = "map50_95"
-    label = "mAP50-95"
-    higher_is_better = True
+    descriptor = MAP50_95
     kind = "rows"
     chunk = 50  # images a call
 
@@ -226,9 +232,6 @@ class MeanAveragePrecision(TaskMetric):
             raise ValueError(f"stored detection outcomes have {flat.size} values in {columns} columns; "
                              f"expected rows of {COLUMNS}")
         return flat.reshape(-1, columns)
-
-    def describe(self, value: float) -> str:
-        return f"mAP50-95 {value:.4f}"
 
 
 MAP = _register(MeanAveragePrecision())

@@ -15,7 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from compress import stats
-from compress.metrics import TaskMetric, _register
+from compress.metrics import Detect, Metric, TaskMetric, _register, register
+
+PERPLEXITY_METRIC = register(Metric(
+    "perplexity", "perplexity", False, "{:.2f}", description="perplexity on the language model's held-out text",
+    bound=True, confidence=True, notable=0.5, detect=Detect(0.03, "relative", True, False), digits=2, order=110,
+))  # fmt: skip
 
 
 def token_losses(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -33,9 +38,7 @@ def token_losses(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
 
 
 class Perplexity(TaskMetric):
-    name = "perplexity"
-    label = "perplexity"
-    higher_is_better = False
+    descriptor = PERPLEXITY_METRIC
     kind = "floats"
     chunk = 32  # 32 blocks of 128 tokens over a 4,096 vocabulary: 67 MB of logits at a time
 
@@ -49,9 +52,6 @@ class Perplexity(TaskMetric):
     def retention(self, outcomes: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
         est = stats.loss_retention_bound(outcomes, reference)
         return est.point, est.upper
-
-    def describe(self, value: float) -> str:
-        return f"perplexity {value:.2f}"
 
 
 PERPLEXITY = _register(Perplexity())

@@ -18,7 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from compress import stats
-from compress.metrics import TaskMetric, _register
+from compress.metrics import Detect, Metric, TaskMetric, _register, register
+
+PSNR_DB = register(Metric(
+    "psnr", "PSNR", True, "{:.3f}", "dB", description="dB, mean PSNR of a super-resolution model's upscaled test tiles",
+    bound=True, confidence=True, notable=0.1, detect=Detect(0.3, "dB", False, False), order=120, heading="PSNR dB",
+))  # fmt: skip
+# a super-resolution model's extras (compress.models.super_resolution): SSIM (luma) against the originals, and
+# dB of PSNR over bicubic upscaling of the same tiles: a generator must beat the classical floor
+SSIM = register(Metric("ssim", "SSIM", True, "{:.4f}", ceiling=1.0, order=150, markdown_order=125))
+PSNR_OVER_BICUBIC = register(Metric("psnr_over_bicubic", "PSNR over bicubic", True, "{:+.2f}", "dB", bound=True))
 
 #: PSNR of an image equal to its target: finite, so that per-example statistics stay defined.
 IDENTICAL_DB = 100.0
@@ -54,9 +63,7 @@ def psnr_per_image(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 class PSNR(TaskMetric):
-    name = "psnr"
-    label = "PSNR Y (dB)"
-    higher_is_better = True
+    descriptor = PSNR_DB
     kind = "floats"
     chunk = 16  # 16 upscaled tiles at a time
 
