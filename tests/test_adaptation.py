@@ -25,7 +25,9 @@ def test_bad_configs_are_refused_naming_the_field():
     with pytest.raises(ValueError, match="rank"):
         AdaptationConfig(rank=0)
 
-    class NoTargets:
+    from compress.recipe import Recipe
+
+    class NoTargets(Recipe):  # the contract's default: no lora_targets
         pass
 
     with pytest.raises(ValueError, match="lora_targets"):
