@@ -10,7 +10,7 @@ import pytest
 
 from compress import registry
 from compress.data import DataNotFoundError
-from compress.data.imagenet_folder import ImageFolder, ImageFolderError, read_synsets
+from compress.data.imagenet_folder import ImageNetFolder, ImageNetFolderError, read_synsets
 from compress.models import keras_pretrained as kp
 from compress.models.keras_pretrained import KerasImageNetClassifier
 
@@ -71,7 +71,7 @@ def offline_home(tmp_path, monkeypatch):
 
 
 def test_folder_lists_images_in_sorted_order_with_index_labels(photos):
-    f = ImageFolder(photos)
+    f = ImageNetFolder(photos)
     assert [p.relative_to(photos).as_posix() for p in f.files] == [
         "281/chelsea.jpg", "281/chelsea_crop.jpg", "281/chelsea_flipped.png",
         "0759/camera.png", "812/rocket.png",
@@ -82,14 +82,14 @@ def test_folder_lists_images_in_sorted_order_with_index_labels(photos):
 
 
 def test_splits_are_round_robin_over_classes(photos):
-    f = ImageFolder(photos)
+    f = ImageNetFolder(photos)
     name = lambda idx: [f.files[i].name for i in idx]  # noqa: E731
     assert name(f.indices("calib")) == ["chelsea.jpg", "camera.png", "rocket.png", "coffee.jpg"]
     assert name(f.indices("test")) == ["chelsea_crop.jpg", "coffee_flipped.JPEG", "chelsea_flipped.png"]
     assert name(f.indices("test", limit=2)) == ["chelsea_crop.jpg", "coffee_flipped.JPEG"]
-    two = ImageFolder(photos, calib_per_class=2)
+    two = ImageNetFolder(photos, calib_per_class=2)
     assert len(two.indices("calib")) == 6 and len(two.indices("test")) == 1
-    none = ImageFolder(photos, calib_per_class=0)
+    none = ImageNetFolder(photos, calib_per_class=0)
     assert len(none.indices("calib")) == 0 and len(none.indices("test")) == 7
     assert sorted(none.indices("all")) == list(range(7))
     with pytest.raises(ValueError, match="'train'"):
@@ -99,7 +99,7 @@ def test_splits_are_round_robin_over_classes(photos):
 
 
 def test_load_decodes_real_photos_to_uint8_rgb_crops(photos):
-    f = ImageFolder(photos)
+    f = ImageNetFolder(photos)
     x, y = f.load("all", 64)
     assert x.shape == (7, 64, 64, 3) and x.dtype == np.uint8
     assert y.tolist() == [281, 759, 812, 967, 281, 967, 281]
@@ -124,57 +124,57 @@ def test_wnid_folders_map_through_the_sorted_wnid_list(tmp_path):
     _save(tmp_path / "n00000281" / "a.jpg", skdata.chelsea())
     _save(tmp_path / "n00000967" / "b.jpg", skdata.coffee())
     _save(tmp_path / "42" / "c.png", skdata.rocket())  # index folders may sit beside them
-    with pytest.raises(ImageFolderError, match="wnids.txt or LOC_synset_mapping.txt"):
-        ImageFolder(tmp_path)
+    with pytest.raises(ImageNetFolderError, match="wnids.txt or LOC_synset_mapping.txt"):
+        ImageNetFolder(tmp_path)
     shuffled = np.random.default_rng(0).permutation(wnids)  # the index is the *sorted* rank
     (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} some class, its synonyms\n" for w in shuffled))
-    f = ImageFolder(tmp_path)
+    f = ImageNetFolder(tmp_path)
     assert f.labels.tolist() == [42, 281, 967]
     (tmp_path / "LOC_synset_mapping.txt").unlink()
     (tmp_path / "wnids.txt").write_text("\n".join(wnids[:999]))
-    with pytest.raises(ImageFolderError, match="lists 999 wnids"):
-        ImageFolder(tmp_path)
+    with pytest.raises(ImageNetFolderError, match="lists 999 wnids"):
+        ImageNetFolder(tmp_path)
     listed = tmp_path / "elsewhere.txt"
     listed.write_text("\n".join(w for w in wnids if w != "n00000967") + "\nn09999999\n")
-    with pytest.raises(ImageFolderError, match="'n00000967'"):  # not in the list
-        ImageFolder(tmp_path, synsets=listed)
+    with pytest.raises(ImageNetFolderError, match="'n00000967'"):  # not in the list
+        ImageNetFolder(tmp_path, synsets=listed)
 
 
 def test_read_synsets_rejects_malformed_lists(tmp_path):
     bad = tmp_path / "wnids.txt"
     bad.write_text("n01440764 tench\ntench n01443537\n")
-    with pytest.raises(ImageFolderError, match=r"wnids.txt:2: .*'tench n01443537'"):
+    with pytest.raises(ImageNetFolderError, match=r"wnids.txt:2: .*'tench n01443537'"):
         read_synsets(bad)
     bad.write_text("n01440764\n" * 1000)
-    with pytest.raises(ImageFolderError, match="more than once: n01440764"):
+    with pytest.raises(ImageNetFolderError, match="more than once: n01440764"):
         read_synsets(bad)
 
 
 def test_folder_errors_name_the_problem(tmp_path):
     with pytest.raises(DataNotFoundError, match="does not exist"):
-        ImageFolder(tmp_path / "missing")
+        ImageNetFolder(tmp_path / "missing")
     with pytest.raises(DataNotFoundError, match="no class folders"):
-        ImageFolder(tmp_path)
+        ImageNetFolder(tmp_path)
     _save(tmp_path / "loose.jpg", skdata.coffee())
     with pytest.raises(DataNotFoundError, match="1 images lie directly in it"):
-        ImageFolder(tmp_path)
+        ImageNetFolder(tmp_path)
     (tmp_path / "5").mkdir()
     (tmp_path / "5" / "readme.txt").write_text("x")
     with pytest.raises(DataNotFoundError, match="no images"):
-        ImageFolder(tmp_path)
+        ImageNetFolder(tmp_path)
     (tmp_path / "cats").mkdir()
     (tmp_path / "1000").mkdir()
-    with pytest.raises(ImageFolderError, match=r"unknown class folder names.*'1000', 'cats'"):
-        ImageFolder(tmp_path)
+    with pytest.raises(ImageNetFolderError, match=r"unknown class folder names.*'1000', 'cats'"):
+        ImageNetFolder(tmp_path)
     (tmp_path / "cats").rmdir()
     (tmp_path / "1000").rmdir()
     (tmp_path / "005").mkdir()
-    with pytest.raises(ImageFolderError, match="'005' and '5'.* both class 5"):
-        ImageFolder(tmp_path)
+    with pytest.raises(ImageNetFolderError, match="'005' and '5'.* both class 5"):
+        ImageNetFolder(tmp_path)
     (tmp_path / "005").rmdir()
     (tmp_path / "5" / "broken.jpg").write_bytes(b"not a jpeg")
-    f = ImageFolder(tmp_path, calib_per_class=0)
-    with pytest.raises(ImageFolderError, match="broken.jpg: cannot decode"):
+    f = ImageNetFolder(tmp_path, calib_per_class=0)
+    with pytest.raises(ImageNetFolderError, match="broken.jpg: cannot decode"):
         f.load("test", 32)
 
 
@@ -250,7 +250,7 @@ def test_data_is_the_folder_scaled_by_the_arch_preprocessing(saved_weights, phot
     monkeypatch.setenv(kp.ENV_IMAGENET_VAL, str(photos))
     recipe = KerasImageNetClassifier(**SMALL)
     x, y = recipe.data("test")
-    raw, labels = ImageFolder(photos).load("test", 96)
+    raw, labels = ImageNetFolder(photos).load("test", 96)
     assert x.shape == (3, 96, 96, 3) and x.dtype == np.float32 and np.array_equal(y, labels)
     np.testing.assert_allclose(x, raw / 127.5 - 1, atol=1e-6)  # MobileNetV2: [-1, 1]
     xc, yc = recipe.data("calib")

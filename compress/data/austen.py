@@ -93,14 +93,10 @@ import gzip
 import hashlib
 import io
 import json
-import logging
 import os
-import shutil
 import struct
-import subprocess
 import sys
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,11 +104,9 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-from compress.cache import atomic_write_bytes, cache_root, locked, remove_stale_temporaries
-from compress.data.fashion_mnist import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError
-from compress.data.fetched import check_sha256, data_dir_holding
-
-log = logging.getLogger(__name__)
+from compress.assets import ENV_DATA, DataCorruptError, DataNotFoundError, RegistryFile, apt_get
+from compress.assets import main as assets_main
+from compress.data.dataset import Dataset
 
 PACKAGE = "r-cran-janeaustenr"
 VERSION = "1.0.0-1"
@@ -142,9 +136,9 @@ HELD_OUT = "persuasion"
 TRAIN_NOVELS = tuple(n for n in NOVELS if n != HELD_OUT)
 VALID_DIVISOR = 20  # valid: the last n // 20 lines (5 %) of each train novel
 SPLITS = ("train", "valid", "heldout", "heldout_first", "heldout_second")
-APT_TIMEOUT_S = 900
 
-APT_COMMAND = f"apt-get download {PACKAGE}={VERSION}"
+CLIENT = apt_get(PACKAGE, VERSION)
+APT_COMMAND = CLIENT.command
 RDATA_HINT = "reading the Austen novels needs rdata (in compress-bench's torch extra): pip install rdata==1.1.0"
 
 HOW_TO_GET = f"""The Jane Austen novels ({DEB}, Debian's {PACKAGE} {VERSION}) were not found. Any one of these fixes it:
@@ -154,8 +148,7 @@ HOW_TO_GET = f"""The Jane Austen novels ({DEB}, Debian's {PACKAGE} {VERSION}) we
     put it in a directory and set {ENV_DATA}=/that/directory (or pass --data-dir to python -m compress)"""
 
 
-class AptDownloadError(RuntimeError):
-    """``apt-get download`` could not run, failed, or did not write the file (the message carries its last lines)."""
+FILE = RegistryFile(DEB, DEB_SHA256, f"data/{SUBDIR}", CLIENT, HOW_TO_GET, what=f"Debian's {PACKAGE} {VERSION}")
 
 
 @dataclass(frozen=True)
@@ -198,98 +191,35 @@ class AustenData:
 
 def cache_dir() -> Path:
     """``<cache>/data/austen``: where :func:`fetch_deb` puts the ``.deb``."""
-    return cache_root() / "data" / SUBDIR
+    return FILE.directory()
 
 
 def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
-    """The directory holding the ``.deb`` under an explicitly given ``path``: it or ``path/austen``.
-
-    Raises:
-        DataNotFoundError: ``path`` does not exist, is not a directory, or holds
-            the ``.deb`` neither itself nor in ``austen/``; the message names ``path``.
-    """
-    return data_dir_holding(path, filename=DEB, subdir=SUBDIR, what=f"Debian's {PACKAGE} {VERSION}",
-                            get=APT_COMMAND)  # fmt: skip
+    """The directory holding the ``.deb`` under an explicitly given ``path``: it or ``path/austen``
+    (:class:`DataNotFoundError` naming ``path`` when neither holds it)."""
+    return FILE.in_data_dir(path)
 
 
 def verify_deb(path: Path) -> bytes:
     """The ``.deb``'s bytes, after checking their SHA-256 (:class:`DataCorruptError` if it differs)."""
-    return check_deb(Path(path).read_bytes(), str(path))
+    return FILE.verify(path)
 
 
 def check_deb(blob: bytes, origin: str) -> bytes:
     """``blob`` if its SHA-256 is the published ``.deb``'s; :class:`DataCorruptError` naming ``origin`` if not."""
-    return check_sha256(blob, origin, filename=DEB, sha256=DEB_SHA256)
-
-
-def apt_download(directory: Path, timeout: float = APT_TIMEOUT_S) -> bytes:
-    """The bytes of the ``.deb`` that ``apt-get download r-cran-janeaustenr=1.0.0-1`` writes.
-
-    apt-get runs with its own configuration, in a fresh temporary folder under
-    ``directory``, removed after; folders of killed downloads are removed first,
-    so call it holding the lock of the file it is for. The caller verifies the bytes.
-
-    Raises:
-        AptDownloadError: apt-get is missing, failed, timed out, or wrote no ``.deb``.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(".apt-download.*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".apt-download."))
-    try:
-        try:
-            cmd = ["apt-get", "-q", "download", f"{PACKAGE}={VERSION}"]
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError:
-            raise AptDownloadError("apt-get is not installed here (not a Debian-family system?)") from None
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AptDownloadError(f"apt-get download failed: {exc}") from None
-        got = tmp / DEB
-        if proc.returncode != 0 or not got.is_file():
-            tail = "\n".join(((proc.stderr or "") + (proc.stdout or "")).strip().splitlines()[-5:])
-            missing = "" if got.is_file() or proc.returncode else f" without writing {DEB}"
-            hint = " (if apt's package lists are old or lack Debian 12, run apt-get update first)"
-            raise AptDownloadError(f"apt-get download exited with {proc.returncode}{missing}{hint}: {tail}")
-        return got.read_bytes()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return FILE.check(blob, origin)
 
 
 def fetch_deb(*, offline: bool | None = None) -> Path:
-    """The verified ``.deb`` in :func:`cache_dir`, downloaded with apt-get when absent: the set-up step.
-
-    Idempotent and safe to run concurrently: under the file's lock, a verified
-    copy is kept; an unverifiable one is replaced.
-
-    Args:
-        offline: refuse to download (default: ``$COMPRESS_BENCH_OFFLINE`` is ``1``).
+    """The verified ``.deb`` in :func:`cache_dir`, downloaded with apt-get when absent: the set-up step
+    (:meth:`compress.assets.RegistryFile.fetch`; ``offline`` default: ``$COMPRESS_BENCH_OFFLINE``).
 
     Raises:
         DataNotFoundError: the ``.deb`` is absent and cannot be downloaded (offline,
             apt-get missing or failed); the message says how to get it and carries apt-get's error.
         DataCorruptError: apt-get delivered a file whose SHA-256 differs (nothing is kept).
     """
-    if offline is None:
-        offline = os.environ.get(ENV_OFFLINE, "") not in ("", "0")
-    dest = cache_dir() / DEB
-    with locked(dest, what=f"the {DEB} download"):
-        if dest.is_file():
-            try:
-                verify_deb(dest)
-                return dest
-            except DataCorruptError as exc:
-                log.warning("%s; downloading it again", exc)
-                dest.unlink(missing_ok=True)
-        if offline:
-            raise DataNotFoundError(f"{HOW_TO_GET}\n({ENV_OFFLINE} forbids downloading it)")
-        remove_stale_temporaries(dest.parent, targets=(dest.name,))
-        log.info("downloading %s %s with apt-get into %s", PACKAGE, VERSION, dest.parent)
-        try:
-            blob = apt_download(dest.parent)
-        except AptDownloadError as exc:
-            raise DataNotFoundError(f"{HOW_TO_GET}\n({exc})") from None
-        atomic_write_bytes(dest, check_deb(blob, f"{DEB} from apt-get"))
-    return dest
+    return FILE.fetch(offline=offline)
 
 
 def find_deb(*, fetch: bool = False) -> Path:
@@ -297,14 +227,7 @@ def find_deb(*, fetch: bool = False) -> Path:
 
     With ``fetch``, a ``.deb`` missing from the cache is downloaded (:func:`fetch_deb`).
     """
-    if os.environ.get(ENV_DATA):
-        return resolve_data_dir(os.environ[ENV_DATA]) / DEB
-    dest = cache_dir() / DEB
-    if dest.is_file():
-        return dest
-    if fetch:
-        return fetch_deb()
-    raise DataNotFoundError(HOW_TO_GET)
+    return FILE.find(fetch=fetch)
 
 
 def read_ar(blob: bytes, *, origin: str = DEB) -> dict[str, bytes]:
@@ -513,27 +436,54 @@ def stats(ds: AustenData) -> list[tuple[str, int, int, int]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m compress.data.austen", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("fetch", "stats"),
-                        help="fetch: download and verify the .deb into the cache; stats: sizes per novel and split")  # fmt: skip
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "fetch":
-            print(fetch_deb() if not os.environ.get(ENV_DATA) else find_deb())
-            return 0
-        ds = load_austen()
-    except (DataNotFoundError, DataCorruptError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _print_all() -> None:
+    ds = load_austen()
     print(f"source {ds.source}\ndigest {ds.digest}")
     for name, chars, lines, words in stats(ds):
         print(f"{name:16s} {chars:9,d} chars {lines:6,d} lines {words:7,d} words")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m compress.data.austen fetch|stats``: download and verify the ``.deb``; sizes per novel and split."""
+    return assets_main(argv, FILE, _print_all, prog="python -m compress.data.austen", doc=__doc__)
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class AustenDataset(Dataset):
+    """The six novels as a :class:`~compress.data.dataset.Dataset` of text segments (no labels).
+
+    Its splits are the causal LM's: ``train`` (five novels less their last 5 %), ``calib``
+    (those 5 %), ``adapt`` and ``test`` (the held-out novel's first and second halves).
+    """
+
+    name = "Jane Austen's novels"
+    splits = ("train", "calib", "adapt", "test")
+    SPLIT_OF = {"train": "train", "calib": "valid", "adapt": "heldout_first", "test": "heldout_second"}
+
+    def split(self, name: str) -> tuple[list[str], None]:
+        self.check_split(name)
+        return load_austen().split(self.SPLIT_OF[name]), None
+
+    def digest(self) -> str:
+        return load_austen().digest
+
+    def unavailable(self) -> str | None:
+        try:
+            import rdata  # noqa: F401
+        except ImportError:
+            return RDATA_HINT
+        try:
+            if not find_deb().is_file():
+                return HOW_TO_GET
+        except DataNotFoundError as exc:
+            return str(exc)
+        return None
+
+    def fetch(self) -> None:
+        load_austen(fetch=True)
+
+
+AUSTEN = AustenDataset()

@@ -40,11 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from compress.cache import atomic_write_bytes, cache_root, remove_stale_temporaries
+from compress.data.dataset import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError, Dataset
 
 log = logging.getLogger(__name__)
 
-ENV_DATA = "COMPRESS_BENCH_DATA"
-ENV_OFFLINE = "COMPRESS_BENCH_OFFLINE"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 UPSTREAM = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 SPLIT_SEED = 20_200_523
@@ -67,14 +66,6 @@ HOW_TO_GET = f"""Fashion-MNIST was not found. Any one of these fixes it:
   - put the four files {', '.join(FILES)} in a directory and
     set {ENV_DATA}=/that/directory (or pass --data-dir to python -m compress)
   - on a machine with internet access, unset {ENV_OFFLINE}: they are fetched from {UPSTREAM}"""
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The dataset is neither installed, nor given, nor fetchable, or the given path lacks it."""
-
-
-class DataCorruptError(ValueError):
-    """A dataset file does not match its recorded checksum."""
 
 
 @dataclass(frozen=True)
@@ -234,3 +225,42 @@ def load_fashion_mnist() -> FashionMNIST:
         (10000, 28, 28)
     """
     return _load(find_data_dir())
+
+
+class FashionMNISTDataset(Dataset):
+    """Fashion-MNIST as a :class:`~compress.data.dataset.Dataset`: uint8 ``(N, 28, 28)`` images, 10 classes.
+
+    The digest hashes the four files' recorded SHA-256 (every read is verified against
+    them) and the split rule (seed, calibration size).
+    """
+
+    name = "Fashion-MNIST"
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        self.check_split(name)
+        return load_fashion_mnist().split(name)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return CLASSES
+
+    def digest(self) -> str:
+        rule = {"files": {k: v[0] for k, v in sorted(FILES.items())}, "seed": SPLIT_SEED, "calib": CALIB_SIZE}
+        return hashlib.sha256(repr(rule).encode()).hexdigest()
+
+    def unavailable(self) -> str | None:
+        """Why the four files are not on this machine (nothing is downloaded here), or None."""
+        if os.environ.get(ENV_DATA):
+            try:
+                resolve_data_dir(os.environ[ENV_DATA])
+            except DataNotFoundError as exc:
+                return str(exc)
+            return None
+        dirs = [*candidate_dirs(), cache_root() / "data" / "fashion-mnist"]
+        return None if any(all((d / n).is_file() for n in FILES) for d in dirs) else HOW_TO_GET
+
+    def fetch(self) -> None:
+        load_fashion_mnist()
+
+
+FASHION_MNIST = FashionMNISTDataset()

