@@ -14,24 +14,26 @@ also records each artefact's examples per second at that batch (``throughput``),
 where its runtime runs a batch as one call.
 """
 
-from compress import registry, thresholds
+from compress import thresholds
 from compress.latency import Paired, throughput
+from compress.pair import resolve
 
 
 def test_pair(benchmark, runner, bounds_table, record, pair_profile, runnable, model, technique):
     runnable(model, technique)  # skips saying why; in the gate, missing data or weights fail
+    pair = resolve(model, technique)  # spec, recipe, config and chain, resolved once
     result = runner.evaluate(model, technique)
     metrics = result.metrics()
     fn = runner.latency_fn(model, technique)
-    reference = runner.reference_technique(model, technique)
-    config = registry.pair_config(model, technique)
+    reference = pair.reference()
+    config = pair.config
     # robust to machine load: a compressed artefact's timed calls alternate with its reference's, in one
     # pass that is both this pair's benchmark and its ratio; rounds sized to the warm-up's noise
     ref_fn = None if config.is_fp32_reference() else runner.latency_fn(model, reference)
     with pair_profile.phase("latency"):
         paired = Paired(fn, ref_fn)  # warmed up, alternating
-    spec = registry.get_model(model)
-    batch = spec.recipe().throughput_batch  # where a model is served in batches
+    spec = pair.spec
+    batch = pair.recipe.throughput_batch  # where a model is served in batches
     if batch:
         batch_fn = runner.throughput_fn(model, technique, batch)
         if batch_fn is not None:

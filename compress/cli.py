@@ -1,7 +1,8 @@
-"""Command line: ``python -m compress {list,run} ...``.
+"""Command line: ``python -m compress {list,run,data,report,compare,thresholds} ...``.
 
 Examples:
     python -m compress list
+    python -m compress data stats minilm
     python -m compress run mobilenetv2 int8
     python -m compress run mobilenetv2 int8 --set calibration_size=100
     python -m compress run mobilenetv2 'prune*' --json results.json
@@ -226,6 +227,28 @@ def _cmd_thresholds(args) -> int:
     return 1 if args.check and unexplained else 0
 
 
+def _cmd_data(args) -> int:
+    """Each model's dataset: its statistics (per split and class, the digest), or fetched onto this machine."""
+    from compress.data.dataset import format_stats
+    from compress.pair import resolve_recipe
+
+    for name in args.models:
+        source = resolve_recipe(name).data_source()
+        if source is None:
+            raise ValueError(f"{name}: its recipe reads its data its own way (no Dataset); "
+                             "see the recipe's module for its fetch command")  # fmt: skip
+        if args.action == "fetch":
+            source.fetch()
+            print(f"{name}: {source.name}: on this machine")
+        else:
+            why = source.unavailable()
+            if why:
+                print(f"error: {name}: {why}", file=sys.stderr)
+                return 2
+            print(f"{name}: {format_stats(source)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m compress", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", help="directory holding the Fashion-MNIST IDX files ($COMPRESS_BENCH_DATA)")
@@ -278,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--markdown", metavar="PATH", help="also write the Markdown summary here (for a PR comment)")
     cmp_.add_argument("--storage", metavar="DIR", help="the saved runs' folder (default: $COMPRESS_BENCH_RESULTS)")
     cmp_.set_defaults(func=_cmd_compare)
+
+    data = sub.add_parser("data", help="a model's dataset: statistics per split and class, or fetch it")
+    data.add_argument("action", choices=("stats", "fetch"))
+    data.add_argument("models", nargs="+", metavar="MODEL")
+    data.set_defaults(func=_cmd_data)
 
     thr = sub.add_parser("thresholds", help="bounds from a measured run, by the rule (compress/propose.py)")
     thr_sub = thr.add_subparsers(dest="action", required=True)

@@ -98,6 +98,11 @@ class Recipe:
         """What this machine lacks to run the model (data, weights, a library), saying how to get it; None: nothing."""
         return None
 
+    def data_source(self) -> Any | None:
+        """The :class:`compress.data.dataset.Dataset` that :meth:`data` reads (what ``python -m compress
+        data stats MODEL`` prints and ``data fetch MODEL`` fetches); None: the recipe reads its own way."""
+        return None
+
     def source_digest(self) -> str | None:
         """A digest of files outside the recipe's fields that shape its weights (a user's checkpoint,
         a tokenizer made once and kept), part of the weights' cache key; None: none."""

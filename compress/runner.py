@@ -28,15 +28,14 @@ from compress import frameworks
 from compress.artefacts import RunArtefacts
 from compress.cache import WeightsCache, recipe_key
 from compress.machine import default_jobs, machine_info
+from compress.pair import chain_of, resolve, resolve_recipe
 from compress.profile import CostProfile
 from compress.registry import (
     DEVICES,
     TechniqueConfig,
     device_support,
     get_model,
-    get_technique,
     handler_for,
-    pair_config,
 )
 from compress.metrics import metric_of
 from compress.results import EVAL_VERSION, ResultStore, code_digest, digest_arrays, digest_bytes
@@ -50,8 +49,10 @@ log = logging.getLogger(__name__)
 RECIPE_VERSION = 1
 ENV_THREADS = "COMPRESS_BENCH_THREADS"
 ENV_DEVICE = "COMPRESS_BENCH_DEVICE"
+# the libraries whose versions shape a framework's trained weights (a model that is an ONNX graph: onnx
+# decodes its initializers, the arrays a weight-reading technique changes)
 _FRAMEWORK_LIBS = {"keras": ("numpy", "tensorflow", "tf-keras"), "torch": ("numpy", "torch", "torchvision"),
-                   "ultralytics": ("numpy", "torch", "torchvision", "ultralytics")}
+                   "ultralytics": ("numpy", "torch", "torchvision", "ultralytics"), "onnx": ("numpy", "onnx")}
 
 
 def default_eval_threads() -> int:
@@ -162,11 +163,24 @@ def _describe_recipe(recipe: Any) -> dict:
     A field declared with ``metadata={"key_default": False}`` is left out while it
     holds its default: an option added later, at its default, means unchanged
     behaviour, so it must not invalidate weights already cached.
+    A field holding a :class:`compress.data.dataset.Dataset` enters as its type and
+    digest (:meth:`~compress.data.dataset.Dataset.key`): what the data are, not where.
+    A field declared with ``metadata={"key": False}`` (the path of a file the recipe
+    reads its model from) is left out: what the file holds enters the weights' key as
+    the recipe's :meth:`~compress.recipe.Recipe.source_digest`, so the same file
+    elsewhere keeps its cache keys and stored results.
     """
+    from compress.data.dataset import Dataset
+
     fields = asdict(recipe)
     for f in dataclasses.fields(recipe):
-        if f.metadata.get("key_default") is False and fields.get(f.name) == f.default:
+        value = getattr(recipe, f.name)
+        if f.metadata.get("key") is False:
             del fields[f.name]
+        elif f.metadata.get("key_default") is False and fields.get(f.name) == f.default:
+            del fields[f.name]
+        elif isinstance(value, Dataset):
+            fields[f.name] = value.key()
     return {"type": type(recipe).__name__, "fields": fields}
 
 
@@ -241,7 +255,7 @@ class Runner:
     def _model_basis(self, name: str) -> tuple[str, dict, Any]:
         """``(cache key, basis, recipe)`` of the trained model ``name``, computed without loading it."""
         spec = get_model(name)
-        recipe = spec.recipe()
+        recipe = resolve_recipe(name)
         basis = {
             "model": name,
             "recipe": _describe_recipe(recipe),
@@ -309,11 +323,7 @@ class Runner:
         return self._materialize(parent.name, parent.framework, parent.recipe, key, weights)
 
     # -- artefacts ---------------------------------------------------------------
-    @staticmethod
-    def _chain(config: TechniqueConfig) -> tuple[TechniqueConfig, ...]:
-        """The steps of ``config``; a chain without an export ends with the fp32 export."""
-        steps = config.steps()
-        return steps if steps[-1].stage == "export" else (*steps, Float32Config())
+    _chain = staticmethod(chain_of)  # the steps of a config, ending with an export
 
     def artefact(self, model: str, config: TechniqueConfig) -> Artefact:
         """The deployable artefact of ``model`` compressed by ``config`` (transforms in order)."""
@@ -356,7 +366,7 @@ class Runner:
         """Train ``model`` and apply the technique's transform steps (fine-tunes): everything
         the pair caches on disk, without exporting (see :mod:`compress.prepare`)."""
         m = self.model(model)
-        for step in self._chain(pair_config(model, technique))[:-1]:
+        for step in resolve(model, technique).chain[:-1]:
             m = self.transform(m, step)
         return m
 
@@ -500,47 +510,26 @@ class Runner:
 
     @staticmethod
     def reference_technique(model: str, technique: str) -> str:
-        """The registered fp32 export in the same runtime as ``technique``'s artefact.
-
-        Found by runtime: the fp32 technique whose export step has the same
-        config type family (e.g. ``onnx_int8`` -> ``onnx_fp32``, ``int8`` -> ``fp32``).
-        """
-        from compress.registry import list_techniques
-
-        fw = get_model(model).framework
-        last = get_technique(technique).config.steps()[-1]
-        refs = [t for t in list_techniques(framework=fw) if get_technique(t).config.is_fp32_reference()]
-        for t in refs:
-            ref = get_technique(t).config
-            if type(ref) is type(last) or (last.stage != "export" and type(ref) is Float32Config):
-                return t
-        return "fp32"
+        """The technique whose artefact ``technique``'s latency is compared with (:meth:`compress.pair.Pair.reference`)."""
+        return resolve(model, technique).reference()
 
     @staticmethod
     def missing(model: str) -> str | None:
         """What ``model`` needs that this machine lacks (its data, weights or a library), saying how
         to get it, or None."""
-        recipe = get_model(model).recipe()
-        return recipe.unavailable()
+        return resolve_recipe(model).unavailable()
 
     def skip_reason(self, model: str, technique: str) -> str | None:
         """Why a registered pair cannot run here (missing data or weights, unsupported step), or None."""
-        recipe = get_model(model).recipe()
-        reason = self.missing(model)
+        pair = resolve(model, technique)
+        reason = pair.recipe.unavailable() or pair.unsupported()
         if reason:
             return reason
-        unsupported = recipe.unsupported_steps()
-        for step in get_technique(technique).config.steps():
-            if type(step).__name__ in unsupported:
-                return f"{model} does not support {type(step).__name__}: {unsupported[type(step).__name__]}"
-            why = step.unsupported_by(recipe)
-            if why:
-                return f"{model}: {why}"
         if self.device != "cpu":
-            why = device_support(self._chain(pair_config(model, technique)), get_model(model).framework, self.device)
+            why = device_support(pair.chain, pair.framework, self.device)
             if why:
                 return f"not on {self.device}: {why}"
-            runtime = get_runtime(self.artefact(model, pair_config(model, technique)).runtime)
+            runtime = get_runtime(self.artefact(model, pair.config).runtime)
             why = runtime.unavailable(self.device)
             if why:
                 return f"not on {self.device}: {why}"
@@ -556,17 +545,14 @@ class Runner:
         Raises:
             NotImplementedError: the technique has no handler for the model's framework.
         """
-        spec = get_technique(technique)
-        config = config or pair_config(model, technique)
+        pair = resolve(model, technique)
+        config = config or pair.config
         memo = (model, technique, config)
         if memo in self._results:
             return self._results[memo]
-        framework = get_model(model).framework
-        if framework not in spec.frameworks():
-            raise NotImplementedError(
-                f"technique {technique!r} does not apply to {framework} model {model!r} "
-                f"(it supports: {', '.join(sorted(spec.frameworks())) or 'nothing yet'})"
-            )
+        why = pair.not_applicable()
+        if why:
+            raise NotImplementedError(why)
         ref, art = self.artefact(model, Float32Config()), self.artefact(model, config)
         out, ref_out = self.outcomes(model, config), self.outcomes(model, Float32Config())
         recipe = self.model(model).recipe
@@ -623,7 +609,7 @@ class Runner:
     def throughput_fn(self, model: str, technique: str, batch: int) -> Callable[[], Any] | None:
         """A function running one batch of ``batch`` real test examples through the pair's artefact,
         loaded as for latency; None where its runtime does not batch (code compiled for batch 1)."""
-        config = pair_config(model, technique)
+        config = resolve(model, technique).config
         art = self.artefact(model, config)
         loaded = self._load(model, config, art, self.bench_threads)
         if not loaded.batches:
@@ -633,7 +619,8 @@ class Runner:
 
     def latency_fn(self, model: str, technique: str, config: TechniqueConfig | None = None) -> Callable[[], Any]:
         """A function running one batch-1 inference of the pair's artefact on a real test image."""
-        art = self.artefact(model, config or pair_config(model, technique))
+        config = config or resolve(model, technique).config
+        art = self.artefact(model, config)
         x = self.model(model).recipe.data("test")[0][0]
         # loaded (compiled) once: a reference is timed in several pairs
-        return self._load(model, config or pair_config(model, technique), art, self.bench_threads).single_image_fn(x)
+        return self._load(model, config, art, self.bench_threads).single_image_fn(x)

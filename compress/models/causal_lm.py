@@ -1,11 +1,18 @@
-"""A small GPT-2 trained by the suite on five of Jane Austen's novels; perplexity on the sixth.
+"""A small GPT-2 trained by the suite on five of Jane Austen's novels; perplexity on the sixth (or on a dataset's text).
 
-Data (:mod:`compress.data.austen`): ``train`` is five novels less their last 5%,
-``calib`` those 5% (``valid``: calibration and nothing else), and the held-out novel
-(*Persuasion*) in halves: ``adapt`` its first half (what the adaptation techniques
+Data, by default (``dataset=None``: :data:`compress.data.austen.AUSTEN`): ``train`` is
+five novels less their last 5%, ``calib`` those 5% (``valid``: calibration and nothing
+else), and the held-out novel (*Persuasion*) in halves: ``adapt`` its first half (what the adaptation techniques
 train on, :mod:`compress.techniques.adaptation`: a model meeting a new book) and
 ``test`` its second half, never trained, adapted or calibrated on. Every pair is
 scored on ``test``, so an adapted model's perplexity sits beside the fp32 one's.
+
+With ``dataset=`` (any :class:`~compress.data.dataset.Dataset` of text segments, such
+as :class:`compress.data.text_file.TextFile`): the tokenizer is trained on its
+``train`` split and the blocks come from its splits; ``adapt`` is its ``adapt`` split
+where it has one, else its ``train`` split (adaptation then goes on training on the
+training text: no new text to meet). The dataset's digest enters the weights' cache
+key; at the default the key is the one the recipe always had.
 
 Tokens: a byte-level BPE of ``vocab_size`` tokens (transformers' ``tokenizers``)
 trained on ``train`` alone, deterministic, retrained in each process in about a
@@ -37,13 +44,24 @@ from typing import ClassVar
 
 import numpy as np
 
+from compress.data.dataset import Dataset
 from compress.models import torch_common
 from compress.models.base import FirstImagesSplits
 
 
 END_OF_TEXT = "<|endoftext|>"
-# suite split -> Austen split
-SPLIT_OF = {"train": "train", "calib": "valid", "adapt": "heldout_first", "test": "heldout_second"}
+# the recipe's splits (AUSTEN's: compress.data.austen.AustenDataset.SPLIT_OF maps them to the novels')
+SPLITS = ("train", "calib", "adapt", "test")
+
+
+def text_source(dataset: Dataset | None) -> Dataset:
+    """The dataset a recipe reads: ``dataset``, or the Austen novels for None."""
+    if dataset is None:
+        from compress.data.austen import AUSTEN
+
+        return AUSTEN
+    return dataset
+
 
 UNSUPPORTED = {
     "ChannelPruningConfig": "channel pruning (torch-pruning) removes conv/linear channels of CNNs; a "
@@ -52,30 +70,39 @@ UNSUPPORTED = {
 
 
 @lru_cache(maxsize=4)
-def tokenizer(vocab_size: int):
-    """The byte-level BPE trained on the ``train`` split (deterministic)."""
+def tokenizer(vocab_size: int, dataset: Dataset | None = None, digest: str | None = None):
+    """The byte-level BPE trained on the ``train`` split of ``dataset`` (None: the Austen novels),
+    deterministic. ``digest`` (the dataset's) only keys the memo: a file changed on disk in the same
+    process gets a tokenizer of its own."""
     from tokenizers import ByteLevelBPETokenizer
 
-    from compress.data.austen import load_austen
-
     tok = ByteLevelBPETokenizer()
-    tok.train_from_iterator(load_austen().split("train"), vocab_size=vocab_size, min_frequency=2,
+    tok.train_from_iterator(text_source(dataset).split("train")[0], vocab_size=vocab_size, min_frequency=2,
                             special_tokens=[END_OF_TEXT], show_progress=False)  # fmt: skip
     return tok
 
 
 @lru_cache(maxsize=8)
-def token_blocks(vocab_size: int, split: str, block: int) -> np.ndarray:
-    """``(N, block)`` int64 token blocks of an Austen split (segments joined by end-of-text)."""
-    from compress.data.austen import load_austen
+def token_blocks(vocab_size: int, split: str, block: int, dataset: Dataset | None = None,
+                 digest: str | None = None) -> np.ndarray:  # fmt: skip
+    """``(N, block)`` int64 token blocks of a split of ``dataset`` (None: the Austen novels; its
+    segments joined by end-of-text, the remainder dropped); ``digest`` keys the memo, as for
+    :func:`tokenizer`.
 
-    tok = tokenizer(vocab_size)
+    Raises:
+        ValueError: the split holds fewer tokens than one block.
+    """
+    source = text_source(dataset)
+    tok = tokenizer(vocab_size, dataset, digest)
     eot = tok.token_to_id(END_OF_TEXT)
     ids: list[int] = []
-    for text in load_austen().split(split):
+    for text in source.split(split)[0]:
         ids += tok.encode(text).ids
         ids.append(eot)
     n = len(ids) // block
+    if n == 0:
+        raise ValueError(f"the {split} split of {source.name} is {len(ids):,} tokens, less than one block of "
+                         f"{block}: give the model more text, or a shorter block")  # fmt: skip
     return np.ascontiguousarray(np.asarray(ids[: n * block], dtype=np.int64).reshape(n, block))
 
 
@@ -121,9 +148,10 @@ def lm_module():
 
 @dataclass(frozen=True)
 class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFit):
-    """Recipe of a small GPT-2 trained from scratch on the Austen ``train`` split.
+    """Recipe of a small GPT-2 trained from scratch on the ``train`` split of the Austen novels or of ``dataset``.
 
-    Every field is part of the cache key: change one and the model is trained again.
+    Every field is part of the cache key: change one and the model is trained again
+    (``dataset`` as its type and digest, and only when given).
 
     Attributes:
         vocab_size: BPE tokens (4,096: a unigram model of them scores about 630 on *Persuasion*).
@@ -134,6 +162,8 @@ class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFi
         fine_tune_size: blocks (the first of ``train``) that fine-tunes after a transform use.
         train_size: blocks (the first of ``train``) training uses (None: all).
         seed: seeds the initial weights and the shuffling.
+        dataset: the text (a :class:`~compress.data.dataset.Dataset` of text segments with
+            ``train``, ``calib`` and ``test`` splits, and maybe ``adapt``); None: the Austen novels.
     """
 
     vocab_size: int = 4096
@@ -149,6 +179,7 @@ class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFi
     fine_tune_size: int | None = None
     train_size: int | None = None
     seed: int = 0
+    dataset: Dataset | None = field(default=None, metadata={"key_default": False})
     framework: str = field(default="torch", init=False)
     metric: ClassVar[str] = "perplexity"
     unsupported: ClassVar[dict] = UNSUPPORTED
@@ -160,36 +191,39 @@ class CausalLM(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFi
 
     # -- availability ------------------------------------------------------------
     def unavailable(self) -> str | None:
-        """Why this model cannot run here (transformers, tokenizers or the novels missing), or None."""
-        from compress.data.fashion_mnist import DataNotFoundError
-
-        from compress.data import austen
-
-        try:
-            import rdata  # noqa: F401
-            import tokenizers  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            return f"the GPT-2 model needs {exc.name} (in compress-bench's torch extra): pip install -e '.[torch]'"
-        try:
-            if not austen.find_deb().is_file():
-                return austen.HOW_TO_GET
-        except DataNotFoundError as exc:
-            return str(exc)
-        return None
+        """Why this model cannot run here (transformers or tokenizers missing, or the dataset's
+        reason: the novels not fetched, a team's file missing), or None."""
+        libraries = ("rdata", "tokenizers", "transformers") if self.dataset is None else ("tokenizers", "transformers")
+        for name in libraries:
+            try:
+                __import__(name)
+            except ImportError as exc:
+                return f"the GPT-2 model needs {exc.name} (in compress-bench's torch extra): pip install -e '.[torch]'"
+        return text_source(self.dataset).unavailable()
 
     # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) ----------
+    def data_source(self) -> Dataset:
+        """The text: ``dataset``, or Jane Austen's novels."""
+        return text_source(self.dataset)
+
+    def _split_of(self, split: str) -> str:
+        """The dataset's split behind the recipe's ``split``: ``adapt`` is ``train`` where it has none."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        source = text_source(self.dataset)
+        return "train" if split == "adapt" and "adapt" not in source.splits else split
+
     def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-        if split not in SPLIT_OF:
-            raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_OF)}")
-        x = token_blocks(self.vocab_size, SPLIT_OF[split], self.block)[:limit]
+        source = text_source(self.dataset)
+        x = token_blocks(self.vocab_size, self._split_of(split), self.block, self.dataset, source.digest())[:limit]
         return x, x
 
     def _limit(self, split: str) -> int | None:
         return self.train_size if split == "train" else None
 
     def adaptation_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """The ``adapt`` blocks (the held-out novel's first half): what adaptation trains on."""
+        """The ``adapt`` blocks: what adaptation trains on. The held-out novel's first half by default;
+        a dataset's ``adapt`` split, or its ``train`` split where it has none."""
         return self._images("adapt", None)
 
     def loss(self, logits, tokens):

@@ -156,15 +156,15 @@ class DistilledTextClassifier(TextClassifier):
 
         if self.architecture == "distilbert":
             cfg = transformers.DistilBertConfig(vocab_size=30522, dim=self.width, n_layers=self.layers,
-                                                n_heads=self.heads, hidden_dim=self.ffn, num_labels=2)  # fmt: skip
+                                                n_heads=self.heads, hidden_dim=self.ffn, num_labels=self.num_labels())  # fmt: skip
         elif self.architecture == "bert":
             cfg = transformers.BertConfig(vocab_size=30522, hidden_size=self.width, num_hidden_layers=self.layers,
-                                          num_attention_heads=self.heads, intermediate_size=self.ffn, num_labels=2)  # fmt: skip
+                                          num_attention_heads=self.heads, intermediate_size=self.ffn, num_labels=self.num_labels())  # fmt: skip
         else:
             tok = unigram_tokenizer(self.vocab_size)
             cfg = transformers.XLMRobertaConfig(
                 vocab_size=len(tok), hidden_size=self.width, num_hidden_layers=self.layers,
-                num_attention_heads=self.heads, intermediate_size=self.ffn, num_labels=2,
+                num_attention_heads=self.heads, intermediate_size=self.ffn, num_labels=self.num_labels(),
                 max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
                 pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
             )  # fmt: skip

@@ -1,4 +1,10 @@
-"""transformers sequence classifiers fine-tuned by the suite on movie-review sentiment.
+"""transformers sequence classifiers fine-tuned by the suite on labelled texts.
+
+The texts come from a :class:`compress.data.dataset.Dataset` of texts and labels:
+the movie-review sentiment snippets (:data:`compress.data.sentiment.SENTIMENT`)
+unless the recipe's ``dataset`` names another, such as a team's CSV
+(:class:`compress.data.text_table.TextTable`). The classification head has one
+output per class of the dataset.
 
 The model-ready input of a text model is ONE int64 array per example, shape
 ``(2, max_length)``: the token ids (row 0) and the attention mask (row 1),
@@ -22,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from compress.data.dataset import Dataset
 from compress.models import torch_common
 from compress.models.base import FirstImagesSplits
 
@@ -54,10 +61,8 @@ def packed_module():
 
 
 @lru_cache(maxsize=8)
-def _tokenized(base: str, split: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    from compress.data.sentiment import load_sentiment
-
-    texts, labels = load_sentiment().split(split)
+def _tokenized(base: str, dataset: Dataset, split: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    texts, labels = dataset.split(split)
     enc = _tokenizer(base)(texts, padding="max_length", truncation=True, max_length=max_length,
                            return_tensors="np")  # fmt: skip
     x = np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
@@ -79,7 +84,7 @@ def _tokenizer(base: str):
 
 @dataclass(frozen=True)
 class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.TorchFit):
-    """Recipe of a pretrained BERT-family encoder fine-tuned as a binary sentiment classifier.
+    """Recipe of a pretrained BERT-family encoder fine-tuned as a text classifier.
 
     Every field is part of the cache key: change one and the model is fine-tuned again.
 
@@ -96,6 +101,9 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
         group_by_length: batches of snippets of similar length in every fit (training and
             every fine-tune), each trimmed to its longest: about half the compute of random
             batches (:func:`compress.models.torch_common.batch_order`).
+        dataset: the texts and labels (a :class:`~compress.data.dataset.Dataset` of texts,
+            such as :class:`~compress.data.text_table.TextTable`); None: the movie-review
+            sentiment snippets. In the cache key as its digest; at None, left out of it.
     """
 
     base: str = "minilm"
@@ -107,6 +115,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
     fine_tune_size: int | None = None
     seed: int = 0
     group_by_length: bool = True
+    dataset: Dataset | None = field(default=None, metadata={"key_default": False})
     framework: str = field(default="torch", init=False)
     unsupported: ClassVar[dict] = UNSUPPORTED
     libraries: ClassVar[tuple[str, ...]] = ("transformers", "tokenizers")  # in the weights' cache key
@@ -115,7 +124,6 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
     # -- availability ------------------------------------------------------------
     def unavailable(self) -> str | None:
         """Why this model cannot run here (transformers, the weights or the data missing), or None."""
-        from compress.data.fashion_mnist import DataNotFoundError
         from compress.models import minilm_assets
 
         try:
@@ -124,20 +132,29 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
             return minilm_assets.TRANSFORMERS_HINT
         try:
             minilm_assets.model_dir()
-            from compress.data.sentiment import find_sdist
-
-            find_sdist()
-        except (minilm_assets.AssetsNotFoundError, DataNotFoundError) as exc:
+        except minilm_assets.AssetsNotFoundError as exc:
             return str(exc)
-        return None
+        return self.data_source().unavailable()
 
     # -- data (FirstImagesSplits: data, fine_tune_data, steps_per_epoch) ----------
+    def data_source(self) -> Dataset:
+        """The dataset of texts and labels: ``dataset``, or the movie-review sentiment snippets."""
+        if self.dataset is not None:
+            return self.dataset
+        from compress.data.sentiment import SENTIMENT
+
+        return SENTIMENT
+
+    def num_labels(self) -> int:
+        """Outputs of the classification head: the dataset's classes."""
+        return len(self.data_source().classes)
+
     def tokenizer_name(self) -> str:
         """What tokenizes the snippets (:func:`_tokenizer`): the base's own."""
         return self.base
 
     def _images(self, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-        x, y = _tokenized(self.tokenizer_name(), split, self.max_length)
+        x, y = _tokenized(self.tokenizer_name(), self.data_source(), split, self.max_length)
         return x[:limit], y[:limit]
 
     def _limit(self, split: str) -> int | None:
@@ -153,7 +170,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
 
         from compress.models import minilm_assets
 
-        cfg = transformers.AutoConfig.from_pretrained(str(minilm_assets.model_dir()), num_labels=2)
+        cfg = transformers.AutoConfig.from_pretrained(str(minilm_assets.model_dir()), num_labels=self.num_labels())
         cfg._attn_implementation = "eager"  # exports (TorchScript ONNX, strict torch.export) trace it
         return cfg
 

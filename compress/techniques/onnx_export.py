@@ -1,4 +1,5 @@
-"""Export of torch models to ONNX for onnxruntime: fp32, dynamic int8, static int8 (QDQ).
+"""Export of torch models to ONNX for onnxruntime: fp32, dynamic int8, static int8 (QDQ); and the
+same quantizations of a model that is an ONNX graph already (framework ``onnx``).
 
 The graph comes from ``torch.onnx.export``'s TorchScript exporter
 (``dynamo=False``): the torch.export-based default needs ``onnxscript``, which
@@ -12,6 +13,11 @@ u8s8 per-channel QDQ int8 0.70 ms, dynamic int8 (ConvInteger) 4.7 ms. Dynamic
 quantization gives each ConvInteger weight ONE scale: a conv whose channels
 differ widely in range (BatchNorm folded into a depthwise conv) loses most of
 its channels to zero (tiny_torch: top-1 0.66 -> 0.41).
+
+A model of framework ``onnx`` (:class:`compress.models.ready_onnx.ReadyOnnx`: a team's
+``model.onnx``, measured as it is) is its own fp32 artefact: ``fp32`` ships the graph's
+bytes unchanged, and ``onnx_dynamic`` / ``onnx_int8`` quantize that graph with the same
+code as a torch model's (``onnx_fp32`` would be the same bytes again: it does not apply).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.registry import TechniqueConfig, check_range, export_base, register_handler
-from compress.techniques.quantization import MAX_CALIBRATION, calibration_inputs
+from compress.techniques.quantization import MAX_CALIBRATION, Float32Config, calibration_inputs
 from compress.runtimes.base import Artefact
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ MODES = ("fp32", "dynamic", "int8")
 CALIBRATIONS = ("minmax", "percentile")
 OPSET = 17
 INPUT, OUTPUT = "input", "logits"
+GRAPH = "onnx"  # the framework of a model that is an ONNX graph (compress.models.ready_onnx)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,12 @@ class OnnxConfig(TechniqueConfig):
     def is_fp32_reference(self) -> bool:
         return self.mode == "fp32"
 
+    def unsupported_by(self, recipe) -> str | None:
+        """An ONNX graph's fp32 export is the graph itself: its ``fp32`` pair (the same bytes)."""
+        if self.mode == "fp32" and recipe.framework == GRAPH:
+            return "the model is an ONNX graph already: its fp32 pair measures that graph as it is"
+        return None
+
 
 def export_onnx(module, example: np.ndarray) -> bytes:
     """ONNX bytes of ``module`` (eval mode) at opset 17, batch axis dynamic, constants folded."""
@@ -99,20 +112,30 @@ def export_onnx(module, example: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _calibration_reader(calib: np.ndarray, batch_size: int = 50):
+def _calibration_reader(calib: np.ndarray, batch_size: int = 50, name: str = INPUT):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
-        """Feeds ``calib`` in batches (min/max over batches = min/max over images)."""
+        """Feeds ``calib`` in batches to the graph's input ``name`` (min/max over batches = min/max over images)."""
 
         def __init__(self):
             self._batches = iter(range(0, len(calib), batch_size))
 
         def get_next(self):
             i = next(self._batches, None)
-            return None if i is None else {INPUT: np.ascontiguousarray(calib[i : i + batch_size])}
+            return None if i is None else {name: np.ascontiguousarray(calib[i : i + batch_size])}
 
     return Reader()
+
+
+def graph_input(data: bytes) -> str:
+    """The name of the first input of the ONNX graph ``data`` that is not an initializer (what
+    calibration feeds): :data:`INPUT` for the suite's exports, a team's graph names its own."""
+    import onnx
+
+    graph = onnx.load_from_string(data).graph
+    weights = {i.name for i in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in weights)
 
 
 def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op_types: tuple[str, ...] = (),
@@ -157,8 +180,9 @@ def quantize_onnx(data: bytes, mode: str, calib: np.ndarray | None = None, *, op
             method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[calibration]
             # the percentile calibrater stacks every batch's activations into one array: equal batches
             batch = 50 if calibration == "minmax" else max(d for d in range(1, 51) if len(calib) % d == 0)
+            reader = _calibration_reader(calib, batch, graph_input(data))
             quantize_static(
-                str(pre), str(out), _calibration_reader(calib, batch), quant_format=QuantFormat.QDQ,
+                str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                 per_channel=True, activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QUInt8 if saturates else QuantType.QInt8,
                 op_types_to_quantize=list(op_types) or None, calibrate_method=method,
@@ -181,13 +205,40 @@ def fp32_graph(config: OnnxConfig) -> OnnxConfig | None:
     return config.replace(mode="fp32") if config.mode != "fp32" else None
 
 
+def _quantized(model, config: OnnxConfig, data: bytes) -> bytes:
+    """``data`` (the fp32 graph) quantized as ``config.mode`` says, calibrated on the recipe's
+    ``calib`` split in ``"int8"`` mode; ``data`` itself in ``"fp32"`` mode."""
+    if config.mode == "fp32":
+        return data
+    calib = calibration_inputs(model.recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
+    if calib is not None:
+        log.info("onnx int8: calibrating %s on %d inputs of the calib split", model.name, len(calib))
+    return quantize_onnx(data, config.mode, calib, op_types=config.op_types, calibration=config.calibration)
+
+
 @register_handler(OnnxConfig, "torch", devices=("cpu", "cuda"), base=fp32_graph)  # cuda: where onnxruntime has the provider
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """Export ``model.native`` to ONNX; quantize it as ``config.mode`` says."""
     data = float_graph(model, config, ctx, lambda: export_onnx(model.native, model.recipe.data("calib")[0][:1]))
-    if config.mode != "fp32":
-        calib = calibration_inputs(model.recipe, config.calibration_size, "onnx int8") if config.mode == "int8" else None
-        if calib is not None:
-            log.info("onnx int8: calibrating %s on %d inputs of the calib split", model.name, len(calib))
-        data = quantize_onnx(data, config.mode, calib, op_types=config.op_types, calibration=config.calibration)
-    return Artefact(data, format="onnx", runtime="onnxruntime")
+    return Artefact(_quantized(model, config, data), format="onnx", runtime="onnxruntime")
+
+
+# -- a model that is an ONNX graph (framework "onnx"): its native model is the graph's bytes ------------
+
+
+@register_handler(Float32Config, GRAPH, devices=("cpu", "cuda"))
+def graph_fp32(model, config: Float32Config, ctx) -> Artefact:
+    """The graph itself, byte for byte: the model's fp32 reference (size ratio 1, retention 1)."""
+    return Artefact(model.native, format="onnx", runtime="onnxruntime")
+
+
+def _the_graph(config: OnnxConfig) -> Float32Config | None:
+    """The export a quantized ONNX graph starts from (``register_handler``'s ``base``): its fp32 artefact."""
+    return Float32Config() if config.mode != "fp32" else None
+
+
+@register_handler(OnnxConfig, GRAPH, devices=("cpu", "cuda"), base=_the_graph)
+def graph_quantized(model, config: OnnxConfig, ctx) -> Artefact:
+    """The graph quantized by onnxruntime as ``config.mode`` says (the torch models' code)."""
+    data = float_graph(model, config, ctx, lambda: model.native)
+    return Artefact(_quantized(model, config, data), format="onnx", runtime="onnxruntime")

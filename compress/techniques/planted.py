@@ -94,5 +94,5 @@ def _apply(m, step: PlantedPruningConfig, runner):
     return runner.derive(m, step, lambda: plant(m.recipe.weights(m.native), step))
 
 
-for _framework in ("keras", "torch", "ultralytics"):
+for _framework in ("keras", "torch", "ultralytics", "onnx"):  # onnx: a ready graph's initializers (models/ready_onnx)
     register_handler(PlantedPruningConfig, _framework)(_apply)
