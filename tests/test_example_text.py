@@ -22,7 +22,7 @@ from tests.test_plugins import _env
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "team-text"
-PAIRS = ("fp32", "dynamic_range", "onnx_fp32", "onnx_dynamic")
+PAIRS = ("fp32", "onnx_fp32", "onnx_dynamic")
 PER_NOVEL = 100
 
 
