@@ -56,26 +56,26 @@ browser:
 	@sh .ci/install-browser.sh
 
 # The asv dashboard's JavaScript and CSS (jQuery, flot, bootstrap, ...) from the npm registry, once,
-# each file's hash checked (compress/dashboard.py; stdlib only). Never fatal: without them
+# each file's hash checked (compress/reporting/dashboard.py; stdlib only). Never fatal: without them
 # tests/test_dashboard.py and `make dashboard` fail, saying what to install or where to put them.
 DASHBOARD_ASSETS ?= $(COMPRESS_BENCH_ENV)/dashboard-assets
 dashboard-assets:
-	@$(PYTHON) compress/dashboard.py fetch --dest $(DASHBOARD_ASSETS) || \
+	@$(PYTHON) compress/reporting/dashboard.py fetch --dest $(DASHBOARD_ASSETS) || \
 	  echo "dashboard-assets: not fetched; tests/test_dashboard.py will fail until they are"
 
 # asv over git history, offline, in the suite's environment (built by `make bench` or `make test`):
-# each commit checked out as a worktree and benchmarked (compress/history.py). Results and HTML
+# each commit checked out as a worktree and benchmarked (compress/reporting/history.py). Results and HTML
 # stay under .asv/. `make asv`: HEAD; `make history RANGE=HEAD~5..HEAD`; TIER=full for every pair.
 SUITE_BIN := $(COMPRESS_BENCH_ENV)/tox/suite/bin
 RANGE ?=
 COUNT ?= 5
 asv: $(TOX)
 	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
-	$(SUITE_BIN)/python -m compress.history --count 1 --tier $(TIER) $(ARGS)
+	$(SUITE_BIN)/python -m compress.reporting.history --count 1 --tier $(TIER) $(ARGS)
 
 history: $(TOX)
 	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
-	$(SUITE_BIN)/python -m compress.history $(RANGE) --count $(COUNT) --tier $(TIER) $(ARGS)
+	$(SUITE_BIN)/python -m compress.reporting.history $(RANGE) --count $(COUNT) --tier $(TIER) $(ARGS)
 
 # The asv pages of .asv/results and of the machines kept in results/asv/ (a GPU host CI cannot
 # reach), readable offline: `asv publish`, then every CDN script and
@@ -83,5 +83,5 @@ history: $(TOX)
 # web server (`asv preview`, or python -m http.server -d .asv/html).
 dashboard: dashboard-assets
 	@test -x $(SUITE_BIN)/asv || { echo "run 'make test' or 'make bench' first: it builds the environment"; exit 2; }
-	$(SUITE_BIN)/python -m compress.dashboard publish --config asv.conf.json --assets $(DASHBOARD_ASSETS) \
+	$(SUITE_BIN)/python -m compress.reporting.dashboard publish --config asv.conf.json --assets $(DASHBOARD_ASSETS) \
 	  --merge results/asv

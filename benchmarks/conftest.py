@@ -11,10 +11,12 @@ import time
 
 import pytest
 
-from compress import artefacts, prepare, registry, thresholds
+from compress.storage import artefacts
+from compress import prepare, registry
+from compress.judging import thresholds
 from compress.techniques import planted
-from compress.profile import CostProfile
-from compress.report import format_planted, format_slower, format_table, with_latency_ratios
+from compress.reporting.profile import CostProfile
+from compress.reporting.report import format_planted, format_slower, format_table, with_latency_ratios
 
 log = logging.getLogger("compress.gate")
 
@@ -43,7 +45,7 @@ def pytest_configure(config):
     except (thresholds.ThresholdsError, plugins.PluginError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_TABLE] = table
-    # The artefacts this run builds, shared by its processes (compress/artefacts.py): the prepare
+    # The artefacts this run builds, shared by its processes (compress/storage/artefacts.py): the prepare
     # workers' exports are the ones the pairs time; a new folder every run, removed at its end.
     stack = contextlib.ExitStack()
     stack.enter_context(artefacts.run_folder())

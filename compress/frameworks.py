@@ -35,7 +35,7 @@ def preload() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Inductor's compilation cache lives with the suite's cache (cleared with it; a cold run is
     # cold for compilation too). Set before torch is used: Inductor fixes its directory once.
-    from compress.cache import cache_root
+    from compress.storage.cache import cache_root
 
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     if "torch" in sys.modules or not has("torch"):
@@ -74,7 +74,7 @@ def ultralytics():
     progress bars and per-run banners (the suite logs each epoch with the time left); its
     dataset check's font download is skipped (below).
     """
-    from compress.cache import cache_root
+    from compress.storage.cache import cache_root
 
     preload()
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_root() / "ultralytics"))

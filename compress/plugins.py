@@ -85,22 +85,23 @@ def loaded() -> dict[str, str]:
     return dict(_loaded)
 
 
-def _explain(exc: BaseException) -> str:
-    """The original error; for a model name taken twice, who registered it first."""
+def _explain(exc: BaseException, registered: dict) -> str:
+    """The original error; for a model name taken twice, who registered it first (from
+    ``registered``: the registry's models by name)."""
     text = f"{type(exc).__name__}: {exc}"
     m = re.fullmatch(r"model '([^']+)' is already registered", str(exc))
     if isinstance(exc, ValueError) and m:
-        from compress import registry
-
-        spec = registry._MODELS.get(m.group(1))
+        spec = registered.get(m.group(1))
         owner = getattr(getattr(spec, "factory", None), "__module__", "") or "?"
         whose = "a suite model" if owner.startswith("compress.") else "a model of another plugin"
         text += f" ({whose}, by {owner}: a plugin model cannot replace it; choose another name)"
     return text
 
 
-def load() -> None:
+def load(registered: dict | None = None) -> None:
     """Import every configured plugin not imported yet (entry points, then ``$COMPRESS_BENCH_PLUGINS``).
+
+    ``registered`` (the registry's models by name) names, in an error, who took a model's name first.
 
     Raises:
         PluginError: a plugin failed to import; the message names it, where it was
@@ -127,7 +128,7 @@ def load() -> None:
                 if isinstance(exc, ModuleNotFoundError) and exc.name and module.split(".")[0] == exc.name.split(".")[0]:
                     fix = (f"; put the folder holding {module.split('.')[0]!r} on PYTHONPATH "
                            f"(PYTHONPATH=path/to/folder) or install its package (pip install -e path/to/package)")
-                err = PluginError(f"plugin {module!r} (named by {where}) failed to import: {_explain(exc)}{fix}")
+                err = PluginError(f"plugin {module!r} (named by {where}) failed to import: {_explain(exc, registered or {})}{fix}")
                 err.__cause__ = exc
                 _failed[module] = err
                 raise err from exc

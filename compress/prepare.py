@@ -15,8 +15,8 @@ saved runs (:func:`pair_costs`; a family's first job counts its whole family,
 which waits on it); without saved runs, TensorFlow and torch families
 alternate. Every job trains or fine-tunes into the shared cache (entries are
 locked: a model is built once), then builds its pair's artefact, saves it in the
-run's artefact folder (:mod:`compress.artefacts`: this run's, removed at its end) and
-stores its evaluation in the result store (:mod:`compress.results`). The gate's
+run's artefact folder (:mod:`compress.storage.artefacts`: this run's, removed at its end) and
+stores its evaluation in the result store (:mod:`compress.storage.results`). The gate's
 self-test is a job of each gate model too (``(model, "planted")``: its two planted
 regressions evaluated). Nothing is timed while this runs; the gate then loads the
 artefacts this run built (building any a worker did not), reuses a stored
@@ -46,7 +46,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable
 
 from compress.machine import ENV_JOBS, default_jobs
-from compress.profile import CostProfile
+from compress.reporting.profile import CostProfile
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def pair_costs(pairs: Iterable[tuple[str, str]], storage=None, last: int = 30) -
     """
     import json
 
-    from compress.runs import RunFileError, find_runs
+    from compress.storage.runs import RunFileError, find_runs
 
     try:
         paths = find_runs(storage)[-last:]

@@ -20,9 +20,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+from compress import plugins
 from compress.recipe import Recipe
 
 __all__ = [
@@ -99,7 +101,7 @@ class ModelSpec:
             raise TypeError(
                 f"model {self.name!r}: its factory ({self.factory.__module__}.{self.factory.__qualname__}) returned "
                 f"a {type(recipe).__name__}, not a recipe: return an instance of a compress.recipe.Recipe subclass "
-                f"(a built-in one such as compress.models.torch_classifier.TorchImageClassifier, or your own)")
+                f"(a built-in one such as compress.models.vision.torch_classifier.TorchImageClassifier, or your own)")
         if recipe.framework != self.framework:
             raise TypeError(f"model {self.name!r} is registered as framework={self.framework!r} but its recipe "
                             f"{type(recipe).__name__} is a {recipe.framework!r} recipe")  # fmt: skip
@@ -218,16 +220,19 @@ def _replace_fields(recipe: Any, fields: dict[str, Any], what: str) -> Any:
     return dataclasses.replace(recipe, **fields)
 
 
-def _ensure_loaded() -> None:
-    # Registration happens on import of these packages; importing them is cheap
-    # (no framework is imported until a model is built).
-    import compress.models  # noqa: F401
-    import compress.techniques  # noqa: F401
-    from compress import plugins
+# The suite's own catalogues: modules whose import registers the built-in models and techniques.
+# Imported by name on the first lookup, as a plugin is (pytest loads its built-in plugins the same
+# way), so that this module imports none of them: a catalogue imports the registry, never back.
+BUILTIN = ("compress.models.catalogue", "compress.techniques.catalogue")
 
+
+def _ensure_loaded() -> None:
+    # Importing a catalogue is cheap (no framework is imported until a model is built).
+    for name in BUILTIN:
+        importlib.import_module(name)
     # Then a team's own models (compress/plugins.py): entry points and $COMPRESS_BENCH_PLUGINS,
     # after the suite's catalogue, so that a plugin can never take a suite model's name.
-    plugins.load()
+    plugins.load(registered=_MODELS)
 
 
 def _check_tier(tier: str | None) -> None:
@@ -268,8 +273,6 @@ def get_model(name: str) -> ModelSpec:
 
 def _plugins_said() -> str:
     """Which plugins registered models in this process: a team's model is unknown until one does."""
-    from compress import plugins
-
     loaded = plugins.loaded()
     if not loaded:
         return (f"No plugin was loaded (none named by --plugin, ${plugins.ENV} or a {plugins.GROUP} entry "

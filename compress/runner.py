@@ -2,8 +2,8 @@
 measure the artefact that ships. One :class:`Runner` per process memoizes
 everything it computes; trained models persist in the on-disk cache, and
 metrics computed from an artefact's outputs persist in the result store
-(:mod:`compress.results`), keyed by the artefact's bytes. Every phase is timed
-in :attr:`Runner.profile` (:mod:`compress.profile`).
+(:mod:`compress.storage.results`), keyed by the artefact's bytes. Every phase is timed
+in :attr:`Runner.profile` (:mod:`compress.reporting.profile`).
 
 Example:
     >>> from compress.runner import Runner
@@ -25,11 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 from compress import frameworks
-from compress.artefacts import RunArtefacts
-from compress.cache import WeightsCache, recipe_key
+from compress.storage.artefacts import RunArtefacts
+from compress.storage.cache import WeightsCache, recipe_key
 from compress.machine import default_jobs, machine_info
 from compress.pair import chain_of, resolve, resolve_recipe
-from compress.profile import CostProfile
+from compress.reporting.profile import CostProfile
 from compress.registry import (
     DEVICES,
     TechniqueConfig,
@@ -38,7 +38,7 @@ from compress.registry import (
     handler_for,
 )
 from compress.metrics import metric_of
-from compress.results import EVAL_VERSION, ResultStore, code_digest, digest_arrays, digest_bytes
+from compress.storage.results import EVAL_VERSION, ResultStore, code_digest, digest_arrays, digest_bytes
 from compress.runtimes.base import Artefact, get_runtime
 from compress.techniques.pruning import sparsity
 from compress.techniques.quantization import Float32Config
@@ -62,7 +62,7 @@ def default_eval_threads() -> int:
     the cores made torch and ONNX Runtime evaluation 2-10x slower there (spinning
     thread pools: ResNet18 float16 on 10,000 images took 59.5 s on two threads in
     a worker, 6.4 s on one beside a training process). The serial path uses the same count, since the
-    count is part of a stored result's key (:mod:`compress.results`): a result a
+    count is part of a stored result's key (:mod:`compress.storage.results`): a result a
     worker stored is the one a later run reuses.
     """
     return max(1, (os.cpu_count() or 1) // default_jobs())
@@ -100,7 +100,7 @@ class PairResult:
     score: float
     baseline_score: float
     eval_images: int
-    # one-sided confidence bounds (compress.stats.CONFIDENCE) from the per-example outcomes, what a
+    # one-sided confidence bounds (compress.judging.stats.CONFIDENCE) from the per-example outcomes, what a
     # bound is judged by: the score's on the side its bound holds (upper for a floor on top-1, lower
     # for a ceiling on perplexity), and retention's upper one
     score_bound: float
@@ -197,7 +197,7 @@ class Runner:
     """Computes models, artefacts and results, each once per process.
 
     Args:
-        cache: where trained weights live (default: :func:`compress.cache.cache_root`).
+        cache: where trained weights live (default: :func:`compress.storage.cache.cache_root`).
         eval_threads: interpreter threads for accuracy evaluation (default: :func:`default_eval_threads`).
         bench_threads: threads for latency measurement (default ``$COMPRESS_BENCH_THREADS``
             or 1: single-threaded batch-1 latency is the most repeatable on shared machines).
@@ -216,7 +216,7 @@ class Runner:
         self.eval_threads = eval_threads or default_eval_threads()
         self.bench_threads = bench_threads or int(os.environ.get(ENV_THREADS, "1"))
         self.device = device or os.environ.get(ENV_DEVICE, "") or "cpu"
-        # inside a gate run: the artefacts its processes built (compress.artefacts), else None
+        # inside a gate run: the artefacts its processes built (compress.storage.artefacts), else None
         self.run_artefacts = RunArtefacts.from_env()
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
@@ -341,7 +341,7 @@ class Runner:
         """``m`` exported by ``step``: built once a run, memoized by the weights' key.
 
         In a gate run, an artefact another of its processes built is loaded from the run's folder
-        (:mod:`compress.artefacts`), and one built here is saved there. An export handler that
+        (:mod:`compress.storage.artefacts`), and one built here is saved there. An export handler that
         starts from another export (ONNX int8 from the fp32 graph) asks for that one here."""
         memo = (m.key, step)
         if memo not in self._exports:
@@ -406,7 +406,7 @@ class Runner:
         return self._gzip[digest]
 
     def _store_basis(self, model: str, config: TechniqueConfig, kind: str, **more: Any) -> dict:
-        """What a stored metric of the pair's artefact depends on (see :mod:`compress.results`)."""
+        """What a stored metric of the pair's artefact depends on (see :mod:`compress.storage.results`)."""
         art = self.artefact(model, config)
         m = self.model(model)
         return {
@@ -429,13 +429,13 @@ class Runner:
 
     @staticmethod
     def _eval_code(art: Artefact, recipe: Any, kind: str) -> str:
-        """Digest of the source files a stored metric of ``art`` comes from (:func:`compress.results.code_digest`):
+        """Digest of the source files a stored metric of ``art`` comes from (:func:`compress.storage.results.code_digest`):
         its runtime's module, the task metric's, the recipe's, the runner and the result store (with
         their bases); for ``artefact_metrics``, the sparsity count's module too."""
         from compress.runtimes.base import RUNTIMES
 
         modules = [RUNTIMES[art.runtime].split(":")[0], "compress.runtimes.base", type(metric_of(recipe)).__module__,
-                   "compress.metrics", type(recipe).__module__, __name__, "compress.results"]  # fmt: skip
+                   "compress.metrics", type(recipe).__module__, __name__, "compress.storage.results"]  # fmt: skip
         if kind == "artefact_metrics":
             modules.append("compress.techniques.pruning")
         return code_digest(modules)

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from compress.cache import WeightsCache  # noqa: E402
-from compress.models.causal_lm import CausalLM  # noqa: E402
+from compress.storage.cache import WeightsCache  # noqa: E402
+from compress.models.text.causal_lm import CausalLM  # noqa: E402
 from compress.registry import get_technique, list_techniques  # noqa: E402
 from compress.techniques.adaptation import AdaptationConfig, adaptable, adapter_files  # noqa: E402
 
@@ -111,7 +111,7 @@ def test_a_classifier_adapts_from_its_start_with_a_head_trained_whole_and_merges
     """The MiniLM recipe's shape of adaptation on a tiny BERT: LoRA from the recipe's start (not the
     fine-tuned model), the new head trained whole and shipped in the adapter, merged back to the
     layout the weights cache stores."""
-    from compress.models.text_classifier import TextClassifier, packed_module
+    from compress.models.text.text_classifier import TextClassifier, packed_module
 
     def tiny_bert():
         torch.manual_seed(1)

@@ -1,8 +1,8 @@
-"""compress.artefacts: the artefacts one gate run built, shared by its processes for that run only."""
+"""compress.storage.artefacts: the artefacts one gate run built, shared by its processes for that run only."""
 
 import os
 
-from compress.artefacts import ENV, RunArtefacts, run_folder
+from compress.storage.artefacts import ENV, RunArtefacts, run_folder
 from compress.runtimes.base import Artefact
 
 

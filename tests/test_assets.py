@@ -15,7 +15,8 @@ import pytest
 
 from compress import assets
 from compress.data import austen, dataset, fashion_mnist, sentiment
-from compress.models import esrgan_assets, hub_text, minilm_assets
+from compress.models.generative import esrgan_assets
+from compress.models.text import hub_text, minilm_assets
 
 # Captured at import, before any test points the cache elsewhere.
 REAL_SDIST = sentiment.cache_dir() / sentiment.SDIST

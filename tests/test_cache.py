@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from compress import cache
-from compress.cache import WeightsCache, atomic_write_bytes, recipe_key
+from compress.storage import cache
+from compress.storage.cache import WeightsCache, atomic_write_bytes, recipe_key
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,8 @@ def test_the_entry_lock_file_sits_beside_the_entry(tmp_path):
 
 
 def test_a_directory_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    from compress import cache
-    from compress.cache import atomic_write_dir
+    from compress.storage import cache
+    from compress.storage.cache import atomic_write_dir
 
     final = tmp_path / "entry" / "model"
     atomic_write_dir(final, {"config.json": b"{}", "1_Pooling/config.json": b"[]"})

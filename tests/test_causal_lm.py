@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from compress.cache import WeightsCache  # noqa: E402
+from compress.storage.cache import WeightsCache  # noqa: E402
 from compress.metrics.perplexity import token_losses  # noqa: E402
-from compress.models.causal_lm import CausalLM, linear_projections, lm_module  # noqa: E402
+from compress.models.text.causal_lm import CausalLM, linear_projections, lm_module  # noqa: E402
 
 
 def _small_gpt2():
@@ -65,7 +65,7 @@ needs_novels = pytest.mark.skipif(not _available(), reason="the Austen novels ar
 
 @needs_novels
 def test_blocks_of_a_tokenizer_trained_on_train_alone():
-    from compress.models import causal_lm
+    from compress.models.text import causal_lm
 
     recipe = CausalLM()
     x, y = recipe.data("test")

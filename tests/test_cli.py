@@ -60,7 +60,7 @@ def test_bad_config_values_name_the_field_and_range(capsys, setting, message):
 def no_data(tmp_path, monkeypatch):
     """No system copy, an empty cache, offline, and no in-process copy of the data."""
     from compress.data import fashion_mnist as fm
-    from compress.models import keras_classifier
+    from compress.models.vision import keras_classifier
 
     monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "none")
     monkeypatch.setenv("COMPRESS_BENCH_OFFLINE", "1")

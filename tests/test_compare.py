@@ -1,10 +1,10 @@
-"""The PR gate's verdict (compress/compare.py): bounds re-judged, latency against a baseline with the
+"""The PR gate's verdict (compress/judging/compare.py): bounds re-judged, latency against a baseline with the
 run-wide drift divided out. Rows are hand-made here: the tests check the judgement, not any model."""
 
 import pytest
 
-from compress import thresholds
-from compress.compare import DEFAULT_FACTOR, compare, markdown, same_machine
+from compress.judging import thresholds
+from compress.judging.compare import DEFAULT_FACTOR, compare, markdown, same_machine
 
 TABLE = thresholds.parse("""
 [resnet18.fp32]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress.models import cycle_gan as cyclegan
-from compress.models.cycle_gan import ANKLE_BOOT, SNEAKER, CycleGan
+from compress.models.generative import cycle_gan as cyclegan
+from compress.models.generative.cycle_gan import ANKLE_BOOT, SNEAKER, CycleGan
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """The asv dashboard, end to end and offline, in a real headless browser.
 
-The fast tests run :mod:`compress.dashboard` on asv's own ``www/index.html``. The end-to-end test
+The fast tests run :mod:`compress.reporting.dashboard` on asv's own ``www/index.html``. The end-to-end test
 runs asv for real on this repository's benchmarks (the unit tier's tiny torch model, trained on
 real Fashion-MNIST in a temporary cache; ``fp32`` and ``onnx_fp32``, ``asv run --quick``),
-``asv publish`` writes the pages and :func:`compress.dashboard.localize` points their CDN links at
+``asv publish`` writes the pages and :func:`compress.reporting.dashboard.localize` points their CDN links at
 local copies (``make dashboard-assets`` fetched them). The pages are served on 127.0.0.1 and
 opened in Debian's chromium through its chromedriver (``.ci/install-browser.sh``; Selenium Manager
 never runs), with every other host unresolvable. The test waits for asv's own graph of
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from compress import dashboard
+from compress.reporting import dashboard
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = "tiny_torch.fp32,tiny_torch.onnx_fp32"
@@ -41,7 +41,7 @@ MACHINE = "test-machine"
 INSTALL = "sh .ci/install-browser.sh (as root), or: sudo apt-get install chromium chromium-driver"
 
 
-# -- compress/dashboard.py on asv's own index.html (fast: no asv run, no browser) -----------------
+# -- compress/reporting/dashboard.py on asv's own index.html (fast: no asv run, no browser) -----------------
 
 
 @pytest.fixture(scope="module")

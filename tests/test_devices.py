@@ -66,7 +66,7 @@ needs_cuda = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    from compress.cache import WeightsCache
+    from compress.storage.cache import WeightsCache
 
     cache = WeightsCache(tmp_path_factory.mktemp("models"))
     return Runner(cache, eval_threads=1, device="cuda"), Runner(cache, eval_threads=1)

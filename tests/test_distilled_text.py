@@ -10,12 +10,12 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from compress.models import torch_common  # noqa: E402
-from compress.models.distilled_text import (  # noqa: E402
+from compress.models.text.distilled_text import (  # noqa: E402
     DistilledTextClassifier,
     copy_bert_layers,
     principal_embeddings,
 )
-from compress.models.text_classifier import packed_module  # noqa: E402
+from compress.models.text.text_classifier import packed_module  # noqa: E402
 from compress.techniques.transformer_prune import encoder_layers, prune_units, unit_importance  # noqa: E402
 from tests.test_transformer_prune import FFN, HEADS, HIDDEN, LAYERS, LENGTH, batches  # noqa: E402
 
@@ -155,8 +155,8 @@ needs_sentiment = pytest.mark.skipif(not _sentiment_available(), reason="the sen
 @needs_sentiment
 def test_the_xlmr_student_tokenizes_with_its_own_unigram_pieces(tmp_path, monkeypatch):
     _own_cache(tmp_path, monkeypatch)
-    from compress.models import text_classifier
-    from compress.models.unigram import unigram_tokenizer
+    from compress.models.text import text_classifier
+    from compress.models.text.unigram import unigram_tokenizer
 
     unigram_tokenizer.cache_clear()
     text_classifier._tokenized.cache_clear()
@@ -183,7 +183,7 @@ def test_the_unigram_tokenizer_is_trained_once_kept_and_keys_the_weights(tmp_pat
     are kept on disk and every later process reads them; the weights' key holds their digest."""
     import hashlib
 
-    from compress.models.unigram import unigram_path, unigram_tokenizer
+    from compress.models.text.unigram import unigram_path, unigram_tokenizer
 
     _own_cache(tmp_path, monkeypatch)
     unigram_tokenizer.cache_clear()

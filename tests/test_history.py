@@ -1,10 +1,10 @@
-"""compress/history.py: which commits asv benchmarks, and under which machine name."""
+"""compress/reporting/history.py: which commits asv benchmarks, and under which machine name."""
 
 import subprocess
 import sys
 from pathlib import Path
 
-from compress import history
+from compress.reporting import history
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def test_a_range_keeps_its_newest_count():
 
 
 def test_an_unknown_range_is_one_line_not_a_traceback():
-    out = subprocess.run([sys.executable, "-m", "compress.history", "no-such-ref..HEAD"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "compress.reporting.history", "no-such-ref..HEAD"], cwd=ROOT,
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode != 0 and out.stderr.strip().startswith("error: git rev-list")
     assert "Traceback" not in out.stderr

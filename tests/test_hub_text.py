@@ -1,4 +1,4 @@
-"""The hub path of the language classifiers (compress.models.hub_text) and GLUE SST-2 (compress.data.sst2).
+"""The hub path of the language classifiers (compress.models.text.hub_text) and GLUE SST-2 (compress.data.sst2).
 
 Offline: the checkpoints are tiny models saved here with ``save_pretrained`` in the format of the
 Hub's (a DistilBERT with a WordPiece tokenizer, an XLM-RoBERTa with a Unigram one, a legacy BERT
@@ -24,8 +24,8 @@ pytest.importorskip("tokenizers")
 
 from compress.data import sst2  # noqa: E402
 from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError  # noqa: E402
-from compress.models import hub_text  # noqa: E402
-from compress.models.hub_text import HubTextClassifier  # noqa: E402
+from compress.models.text import hub_text  # noqa: E402
+from compress.models.text.hub_text import HubTextClassifier  # noqa: E402
 from compress.models.torch_common import predict  # noqa: E402
 
 CALIB = 40  # the calib split of the small train.tsv (sst2.CALIB_SIZE, 1,000 on the release)
@@ -100,12 +100,12 @@ def _small(cls, **kw):
 
 @pytest.fixture(scope="module")
 def minilm_tokenizer():
-    from compress.models import minilm_assets
+    from compress.models.text import minilm_assets
 
     try:
         return minilm_assets.load_tokenizer()
     except minilm_assets.AssetsNotFoundError:
-        pytest.skip("the MiniLM tokenizer is not cached (python -m compress.models.minilm_assets fetch)")
+        pytest.skip("the MiniLM tokenizer is not cached (python -m compress.models.text.minilm_assets fetch)")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from compress.data import fashion_mnist as fm
 from compress.data.dataset import DataNotFoundError, bucket_split
 from compress.data.image_folder import SALT, ImageFolder, ImageFolderError
-from compress.models.torch_classifier import TorchImageClassifier, images_to_model_input, to_model_input
+from compress.models.vision.torch_classifier import TorchImageClassifier, images_to_model_input, to_model_input
 from compress.runner import _describe_recipe
 
 pytestmark = pytest.mark.skipif(fm.FASHION_MNIST.unavailable() is not None,

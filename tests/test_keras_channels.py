@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from compress.cache import WeightsCache
+from compress.storage.cache import WeightsCache
 from compress.frameworks import tensorflow
-from compress.models.keras_classifier import KerasImageClassifier
+from compress.models.vision.keras_classifier import KerasImageClassifier
 from compress.runner import Runner
 from compress.techniques import keras_channels
 from compress.techniques.channels import ChannelPruningConfig

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compress.cache import WeightsCache
+from compress.storage.cache import WeightsCache
 from compress.runner import Runner
 from compress.runtimes import get_runtime
 from compress.techniques.pruning import MagnitudePruningConfig

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from compress import metrics, stats, thresholds
+from compress import metrics
+from compress.judging import stats, thresholds
 from compress.metrics.perplexity import token_losses
 
 
@@ -174,8 +175,9 @@ def _mt(technique="fp32", bleu=31.0, **more):
 
 
 def test_a_metric_registered_in_its_own_module_is_shown_everywhere(bleu, tmp_path):
-    from compress import plots, runs
-    from compress.report import columns, format_table
+    from compress.reporting import plots
+    from compress.storage import runs
+    from compress.reporting.report import columns, format_table
 
     assert metrics.get_descriptor("bleu") is bleu
     # the text table and the Markdown report: a column at its order (after PSNR), in its format
@@ -192,7 +194,7 @@ def test_a_metric_registered_in_its_own_module_is_shown_everywhere(bleu, tmp_pat
 
 
 def test_a_metric_registered_in_its_own_module_is_bounded_and_compared(bleu):
-    from compress import compare, propose
+    from compress.judging import compare, propose
 
     assert (thresholds.METRICS["bleu"], thresholds.STATISTICAL["bleu"]) == ("min", "_upper")
     assert list(thresholds.METRICS)[-1] == "bleu"  # after the built-in ones
@@ -241,7 +243,7 @@ def test_a_metric_registered_in_its_own_module_gets_an_asv_track(bleu, monkeypat
 
 
 def test_an_unregistered_metric_is_gone_everywhere(bleu):
-    from compress.report import columns
+    from compress.reporting.report import columns
 
     metrics.unregister("bleu")
     assert "bleu" not in thresholds.METRICS and "bleu" not in [k for k, _, _ in columns()]
@@ -266,7 +268,7 @@ def _extra_keys() -> dict[str, set[str]]:
 
     root = Path(metrics.__file__).resolve().parents[1]
     found = {}
-    for path in sorted([*root.glob("models/*.py"), *root.glob("techniques/*.py")]):
+    for path in sorted([*root.glob("models/**/*.py"), *root.glob("techniques/*.py")]):
         for fn in ast.walk(ast.parse(path.read_text())):
             if isinstance(fn, ast.FunctionDef) and fn.name in ("extra_metrics", "photo_agreement"):
                 keys = {k.value for node in ast.walk(fn) if isinstance(node, ast.Dict) for k in node.keys

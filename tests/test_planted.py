@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compress import thresholds
+from compress.judging import thresholds
 from compress.techniques.planted import PlantedPruningConfig, plant, planted_chain
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from compress import plugins, thresholds
-from compress.thresholds import ThresholdsError
+from compress import plugins
+from compress.judging import thresholds
+from compress.judging.thresholds import ThresholdsError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "team-models"
@@ -130,7 +131,7 @@ def test_a_missing_plugin_fails_in_the_cli_and_the_gate_with_its_name(tmp_path):
 
 def test_a_plugin_model_cannot_shadow_a_suite_model(tmp_path):
     _module(tmp_path, "shadow_team", """
-        from compress.models.torch_classifier import TorchImageClassifier
+        from compress.models.vision.torch_classifier import TorchImageClassifier
         from compress.registry import register_model
 
 
@@ -151,7 +152,7 @@ def test_a_plugin_model_cannot_shadow_a_suite_model(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == (
         "plugin 'shadow_team' (named by $COMPRESS_BENCH_PLUGINS (set directly or by --plugin)) failed to import: "
-        "ValueError: model 'resnet18' is already registered (a suite model, by compress.models: a plugin model "
+        "ValueError: model 'resnet18' is already registered (a suite model, by compress.models.catalogue: a plugin model "
         "cannot replace it; choose another name)"
     )
 
@@ -184,7 +185,7 @@ _ENTRY_POINT_CHECK = """
 
 def test_an_entry_point_plugin_loads_without_any_option(tmp_path):
     site = _installed(tmp_path / "site", "acme_models", """
-        from compress.models.torch_classifier import TorchImageClassifier
+        from compress.models.vision.torch_classifier import TorchImageClassifier
         from compress.registry import register_model
 
 
@@ -262,7 +263,7 @@ def test_a_team_file_may_bound_the_team_models_once_its_plugin_is_loaded(tmp_pat
     user.write_text(_OVERRIDE)
     res = _python(
         f"""
-        from compress import thresholds
+        from compress.judging import thresholds
         table = thresholds.load_merged([{str(TEAM_FILE)!r}, {str(user)!r}])
         print(sorted(k for k in table if k.startswith("team_")))
         print(table["team_cnn.onnx_int8"].source, table["resnet18.onnx_int8"].source)
@@ -322,7 +323,7 @@ def test_a_gate_pair_without_its_data_fails_naming_the_fetch_and_is_skipped_in_f
     _module(tmp_path, "team_missing_data", """
         from dataclasses import dataclass
 
-        from compress.models.torch_classifier import TorchImageClassifier
+        from compress.models.vision.torch_classifier import TorchImageClassifier
         from compress.registry import register_model
 
 

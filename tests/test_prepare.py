@@ -5,8 +5,8 @@ import logging
 import pytest
 
 from compress import prepare
-from compress.cache import WeightsCache
-from compress.profile import CostProfile
+from compress.storage.cache import WeightsCache
+from compress.reporting.profile import CostProfile
 
 PAIRS = [("tiny", "fp32"), ("tiny", "prune50"), ("tiny_torch", "fp32"), ("tiny_torch", "prune50")]
 
@@ -59,7 +59,7 @@ def test_one_job_starts_nothing(tmp_path, monkeypatch):
 
 
 def test_workers_build_every_model_and_fine_tune_into_the_cache(tmp_path, monkeypatch, caplog):
-    from compress.artefacts import run_folder
+    from compress.storage.artefacts import run_folder
     from compress.techniques import planted
 
     monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))

@@ -11,8 +11,8 @@ import pytest
 from compress import registry
 from compress.data import DataNotFoundError
 from compress.data.imagenet_folder import ImageNetFolder, ImageNetFolderError, read_synsets
-from compress.models import keras_pretrained as kp
-from compress.models.keras_pretrained import KerasImageNetClassifier
+from compress.models.vision import keras_pretrained as kp
+from compress.models.vision.keras_pretrained import KerasImageNetClassifier
 
 skdata = pytest.importorskip("skimage.data", reason="real photos come from scikit-image")
 

@@ -1,13 +1,13 @@
-"""compress.propose: bounds derived from the drop they must catch, proven on real bootstrap judgements."""
+"""compress.judging.propose: bounds derived from the drop they must catch, proven on real bootstrap judgements."""
 
 import json
 
 import numpy as np
 import pytest
 
-from compress import propose, thresholds
+from compress.judging import propose, thresholds
 from compress.cli import main
-from compress.stats import retention_bound
+from compress.judging.stats import retention_bound
 
 
 def _outcomes(n: int, seed: int = 0, disagree: float = 0.03):

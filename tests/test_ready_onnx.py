@@ -1,4 +1,4 @@
-"""A team's ready ONNX artefact measured as it is (compress/models/ready_onnx.py, examples/team-onnx).
+"""A team's ready ONNX artefact measured as it is (compress/models/vision/ready_onnx.py, examples/team-onnx).
 
 The team's artefact is real: a small torch CNN trained here for one epoch on 4,000 real
 Fashion-MNIST training images (seeded, one thread) and exported by ``torch.onnx.export``
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from compress import registry
-from compress.cache import WeightsCache
+from compress.storage.cache import WeightsCache
 from compress.data.fashion_mnist import CLASSES, FASHION_MNIST
-from compress.models.ready_onnx import ReadyOnnx, image_input
+from compress.models.vision.ready_onnx import ReadyOnnx, image_input
 from compress.runner import Runner, _describe_recipe
 from compress.techniques.quantization import Float32Config
 from tests.test_data import REAL

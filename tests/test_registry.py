@@ -89,7 +89,7 @@ def test_gate_recipe_declarations_are_validated():
 
 
 def test_a_gate_recipe_naming_an_unknown_field_says_which_are_valid(monkeypatch):
-    from compress.models.torch_classifier import TorchImageClassifier
+    from compress.models.vision.torch_classifier import TorchImageClassifier
 
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
     registry.register_model(framework="torch", task="image-classification", dataset="fashion-mnist", gate=True,
@@ -190,7 +190,7 @@ def test_duplicate_registration_is_rejected():
 
 def test_frameworks_are_derived_from_handlers():
     assert registry.get_technique("prune50_int8").frameworks() == {"keras", "torch"}
-    # onnx: a model that is an ONNX graph already (compress/models/ready_onnx.py) is quantized as it is
+    # onnx: a model that is an ONNX graph already (compress/models/vision/ready_onnx.py) is quantized as it is
     assert registry.get_technique("onnx_int8").frameworks() == {"onnx", "torch", "ultralytics"}
     assert registry.get_technique("int8").frameworks() == {"keras", "torch", "ultralytics"}
     assert registry.handler_for(Int8Config(), "keras")

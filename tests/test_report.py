@@ -1,4 +1,4 @@
-from compress.report import format_table, with_latency_ratios
+from compress.reporting.report import format_table, with_latency_ratios
 
 
 def test_latency_ratio_is_against_the_same_models_fp32_row():
@@ -53,7 +53,7 @@ def test_best_fp32_is_the_fastest_reference_of_the_family_across_runtimes():
 
 
 def test_slower_artefacts_are_named_plainly():
-    from compress.report import format_slower
+    from compress.reporting.report import format_slower
 
     rows = [
         {"model": "m", "technique": "fp32", "runtime": "litert", "latency_ms": 1.0},
@@ -66,7 +66,7 @@ def test_slower_artefacts_are_named_plainly():
 
 
 def test_artefacts_that_compress_nothing_are_named_plainly():
-    from compress.report import format_slower
+    from compress.reporting.report import format_slower
 
     rows = [
         {"model": "r", "technique": "fp32", "runtime": "torch-eager", "latency_ms": 1.0, "size_ratio": 1.0},

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from compress.profile import CostProfile
-from compress.results import ResultStore, digest_arrays, pack_bools, unpack_bools
+from compress.reporting.profile import CostProfile
+from compress.storage.results import ResultStore, digest_arrays, pack_bools, unpack_bools
 from compress.techniques.quantization import Float32Config, Int8Config
 
 BASIS = {"artefact": "ab" * 32, "data": "cd" * 32, "runtime": "litert", "runtime_version": "1", "eval_version": 1}
@@ -156,8 +156,8 @@ def test_killed_while_storing_a_result_leaves_nothing_that_is_trusted(tmp_path):
     child = f"""
 import os, time, numpy as np
 from pathlib import Path
-import compress.cache as cache
-from compress.results import ResultStore, pack_bools
+import compress.storage.cache as cache
+from compress.storage.results import ResultStore, pack_bools
 real_fsync = os.fsync
 def slow_fsync(fd):  # the temporary file is written, not yet renamed into place
     Path({str(marker)!r}).touch()
@@ -199,7 +199,7 @@ def test_a_metric_whose_scoring_changed_is_measured_again(fresh_runner, monkeypa
 def test_an_edit_to_the_evaluation_code_measures_again(fresh_runner, monkeypatch, module):
     """The key holds a digest of the source files that produced the outcomes (read from the files,
     not typed by hand): unchanged, the stored result is served; one edited, it is measured again."""
-    from compress import results
+    from compress.storage import results
 
     first = fresh_runner()
     first.outcomes("tiny", Float32Config())
@@ -222,9 +222,9 @@ def test_an_edit_to_the_evaluation_code_measures_again(fresh_runner, monkeypatch
 
 
 def test_code_digest_reads_the_files_and_names_what_it_cannot():
-    from compress import results
+    from compress.storage import results
 
-    assert results.code_digest(["compress.stats", "compress.cache"]) == results.code_digest(["compress.cache", "compress.stats"])
-    assert results.code_digest(["compress.stats"]) != results.code_digest(["compress.cache"])
+    assert results.code_digest(["compress.judging.stats", "compress.storage.cache"]) == results.code_digest(["compress.storage.cache", "compress.judging.stats"])
+    assert results.code_digest(["compress.judging.stats"]) != results.code_digest(["compress.storage.cache"])
     with pytest.raises(ValueError, match="no Python source"):
         results.module_source("compress.no_such_module")

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from compress import thresholds
-from compress.latency import interleaved_ratio, throughput
+from compress.judging import thresholds
+from compress.judging.latency import interleaved_ratio, throughput
 from compress.runner import Runner, _describe_recipe
 
 
@@ -44,7 +44,7 @@ def test_pretrained_pairs_say_why_they_are_skipped(monkeypatch, tmp_path):
     reason = Runner().skip_reason("mobilenetv2_imagenet", "int8")
     assert reason and "COMPRESS_BENCH_KERAS_WEIGHTS_DIR" in reason
 
-    from compress.models.keras_pretrained import KerasImageNetClassifier
+    from compress.models.vision.keras_pretrained import KerasImageNetClassifier
 
     monkeypatch.setattr(KerasImageNetClassifier, "unavailable", lambda self: None)
     assert Runner().skip_reason("mobilenetv2_imagenet", "int8") is None
@@ -64,7 +64,7 @@ def test_interleaved_ratio_sees_a_twice_slower_function():
 def test_paired_rounds_follow_the_noise_within_the_cap_and_alternate_with_the_reference():
     import itertools
 
-    from compress.latency import Paired
+    from compress.judging.latency import Paired
 
     calls = []
     paired = Paired(lambda: calls.append("fn"), lambda: calls.append("ref"), budget_s=0.05, max_rounds=40)

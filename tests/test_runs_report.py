@@ -1,4 +1,4 @@
-"""Saved runs (compress/runs.py), their plots (compress/plots.py) and ``python -m compress report``.
+"""Saved runs (compress/storage/runs.py), their plots (compress/reporting/plots.py) and ``python -m compress report``.
 
 The runs here are small pytest-benchmark-shaped JSON files with made-up numbers: these
 tests check the reading, merging, Pareto front and the files written, not any model.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from compress import plots, runs
+from compress.reporting import plots
+from compress.storage import runs
 from compress.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,7 +192,7 @@ def png_ok(path, min_bytes=10_000):
 def test_tradeoff_leaves_out_rows_without_the_metric_and_says_so(tmp_path, caplog):
     rows = runs.load_run(write_run(tmp_path / "r.json", gate_benches())).rows
     rows[2] = {k: v for k, v in rows[2].items() if k != "latency_ratio"}  # m.prune50: no ratio recorded
-    caplog.set_level(logging.INFO, logger="compress.plots")
+    caplog.set_level(logging.INFO, logger="compress.reporting.plots")
     plot = plots.tradeoff(rows, "latency_ratio", tmp_path / "lat.png", "test")
     assert plot.left_out == ["m.fp32", "m.prune50", "t.fp32", "t.onnx_fp32"]  # references: none until computed
     assert plot.plotted == 4 and png_ok(plot) and "m.prune50" in caplog.text

@@ -133,7 +133,7 @@ def test_on_cuda_the_two_four_layers_run_on_semi_structured_kernels():
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
-    from compress.cache import WeightsCache
+    from compress.storage.cache import WeightsCache
     from compress.runner import Runner
 
     return Runner(WeightsCache(tmp_path_factory.mktemp("models")), eval_threads=1)

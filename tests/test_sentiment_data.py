@@ -1,7 +1,7 @@
 """Movie-review sentiment data (vadersentiment sdist) and the MiniLM assets, offline.
 
 The real files come from the suite's cache (``python -m compress.data.sentiment fetch``,
-``python -m compress.models.minilm_assets fetch``) or from ``/tmp/dl``; tests
+``python -m compress.models.text.minilm_assets fetch``) or from ``/tmp/dl``; tests
 that need them skip, saying so, when neither holds them. Each test runs on a
 temporary cache with ``COMPRESS_BENCH_OFFLINE=1``; the one test of the pip path
 points pip at a local directory (``PIP_NO_INDEX``), so no network is used.
@@ -22,7 +22,7 @@ import pytest
 
 from compress.data import sentiment as st
 from compress.data.fashion_mnist import DataCorruptError, DataNotFoundError
-from compress.models import minilm_assets as ma
+from compress.models.text import minilm_assets as ma
 
 LOCAL_COPIES = Path("/tmp/dl")
 
@@ -288,7 +288,7 @@ def test_a_corrupt_wheel_is_rejected(isolated):
 
 def test_missing_model_says_how_to_get_it_and_stays_offline(isolated, monkeypatch):
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
-    with pytest.raises(ma.AssetsNotFoundError, match="python -m compress.models.minilm_assets fetch"):
+    with pytest.raises(ma.AssetsNotFoundError, match="python -m compress.models.text.minilm_assets fetch"):
         ma.model_dir()
     with pytest.raises(ma.AssetsNotFoundError, match="COMPRESS_BENCH_OFFLINE forbids"):
         ma.model_dir(fetch=True)
@@ -300,7 +300,7 @@ def model_dir(tmp_path_factory):
     if ma.is_complete(REAL_MODEL_DIR):
         return REAL_MODEL_DIR
     if REAL_WHEEL is None:
-        pytest.skip(f"{ma.WHEEL} is neither cached nor in {LOCAL_COPIES}: python -m compress.models.minilm_assets fetch")
+        pytest.skip(f"{ma.WHEEL} is neither cached nor in {LOCAL_COPIES}: python -m compress.models.text.minilm_assets fetch")
     mp = pytest.MonkeyPatch()
     mp.setenv("COMPRESS_BENCH_CACHE", str(tmp_path_factory.mktemp("minilm-cache")))
     try:

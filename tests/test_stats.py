@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compress import stats
+from compress.judging import stats
 
 N = 10_000
 FP32_CORRECT = 8_866  # MobileNetV2's fp32 top-1 on the 10,000 test images: 0.8866

@@ -1,7 +1,7 @@
 """ESRGAN-slim from the npm tarball, scikit-image's photos as tiles, and the PSNR metric.
 
 The generator tests read the real tarball, which `make test` fetches first
-(`python -m compress.models.esrgan_assets fetch`); without it they are skipped
+(`python -m compress.models.generative.esrgan_assets fetch`); without it they are skipped
 saying so.
 """
 
@@ -16,19 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress import registry, stats, thresholds
-from compress.cache import NpmPackError, npm_pack
+from compress import registry
+from compress.judging import stats, thresholds
+from compress.storage.cache import NpmPackError, npm_pack
 from compress.data import sample_photos
 from compress.metrics import get_metric
 from compress.metrics.psnr import IDENTICAL_DB, luma, psnr_per_image, to_pixels
-from compress.models import esrgan_assets as assets
+from compress.models.generative import esrgan_assets as assets
 
 
 @pytest.fixture(scope="module")
 def real_tarball() -> bytes:
     path = assets.entry_dir() / assets.TARBALL
     if not path.is_file():
-        pytest.skip(f"no ESRGAN-slim tarball in {path.parent}: run `python -m compress.models.esrgan_assets fetch`")
+        pytest.skip(f"no ESRGAN-slim tarball in {path.parent}: run `python -m compress.models.generative.esrgan_assets fetch`")
     return path.read_bytes()
 
 
@@ -54,7 +55,7 @@ def test_the_tarball_is_checked_against_the_registrys_integrity(real_tarball):
 
 
 def test_offline_and_uncached_the_pairs_say_how_to_get_it(cache):
-    assert "python -m compress.models.esrgan_assets fetch" in assets.unavailable()
+    assert "python -m compress.models.generative.esrgan_assets fetch" in assets.unavailable()
     with pytest.raises(assets.AssetsNotFoundError, match="COMPRESS_BENCH_OFFLINE forbids"):
         assets.fetch_tarball()
     with pytest.raises(assets.AssetsNotFoundError, match="npm pack @upscalerjs/esrgan-slim@1.0.0"):
@@ -146,7 +147,7 @@ def test_every_weight_of_the_shard_is_read_once(real_tarball, scale):
 def test_an_unknown_factor_is_refused():
     with pytest.raises(ValueError, match="scale must be one of"):
         assets.read_generator(5)
-    from compress.models.super_resolution import EsrganSlim
+    from compress.models.generative.super_resolution import EsrganSlim
 
     with pytest.raises(ValueError, match="multiple of scale 3"):
         EsrganSlim(scale=3, hr_tile=128)
@@ -159,7 +160,7 @@ def test_the_generator_reproduces_upscalerjs_own_sample_output(real_tarball, sca
     grey level on a handful of pixels)."""
     from PIL import Image
 
-    from compress.models.super_resolution import EsrganSlim
+    from compress.models.generative.super_resolution import EsrganSlim
 
     fixture = np.asarray(Image.open(io.BytesIO(assets.read_member("package/assets/fixture.png"))).convert("RGB"))
     expected = np.asarray(Image.open(io.BytesIO(assets.read_member(f"package/assets/samples/{scale}x/result.png"))).convert("RGB"))
@@ -243,7 +244,7 @@ def test_the_fp32_pair_bounds_psnr_statistically():
 
 
 def test_the_report_names_artefacts_below_the_bicubic_floor():
-    from compress.report import format_slower
+    from compress.reporting.report import format_slower
 
     rows = [{"model": "esrgan_x2", "technique": "fp32", "runtime": "litert", "psnr_over_bicubic": -0.31},
             {"model": "esrgan_x4", "technique": "fp32", "runtime": "litert", "psnr_over_bicubic": 0.2}]  # fmt: skip
@@ -260,7 +261,7 @@ def test_channel_pruning_is_skipped_saying_why():
 
 
 def test_extra_metrics_of_an_artefact_identical_to_its_fp32(real_tarball):
-    from compress.models.super_resolution import EsrganSlim
+    from compress.models.generative.super_resolution import EsrganSlim
 
     recipe = EsrganSlim(scale=8)
     x, high = recipe.data("test")

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from compress.models.text_classifier import TextClassifier, packed_module  # noqa: E402
+from compress.models.text.text_classifier import TextClassifier, packed_module  # noqa: E402
 from tests.test_transformer_prune import LENGTH, batches  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def _available() -> bool:
 
 
 @pytest.mark.skipif(not _available(), reason="MiniLM weights or the sentiment data are not cached "
-                    "(python -m compress.models.minilm_assets fetch; python -m compress.data.sentiment fetch)")
+                    "(python -m compress.models.text.minilm_assets fetch; python -m compress.data.sentiment fetch)")
 def test_inputs_are_token_ids_and_masks_padded_to_64():
     from compress.data.sentiment import load_sentiment
 

@@ -112,7 +112,7 @@ def test_a_missing_file_names_its_path_and_unusable_files_say_why(paras, tmp_pat
 def test_a_causal_lm_on_a_text_file_trains_its_tokenizer_on_the_train_split_and_adapts_on_it(paras, tmp_path):
     pytest.importorskip("tokenizers")
     pytest.importorskip("transformers")
-    from compress.models.causal_lm import CausalLM, tokenizer
+    from compress.models.text.causal_lm import CausalLM, tokenizer
     from compress.runner import _describe_recipe
 
     assert "dataset" not in _describe_recipe(CausalLM())["fields"]  # the default keeps the Austen key

@@ -1,7 +1,7 @@
 """Token-id inputs through the runtimes: int64 stays int64 (an embedding lookup), floats follow the model.
 
 A text model's input is one int64 array per example (ids and attention mask, see
-compress/models/text_classifier.py); image models take float32. Each runtime must feed
+compress/models/text/text_classifier.py); image models take float32. Each runtime must feed
 each as its graph expects, in evaluation and in the timed batch-1 call alike.
 """
 

@@ -11,7 +11,7 @@ import pytest
 from compress.data.dataset import SPLITS, DataNotFoundError, bucket_split, format_stats
 from compress.data.sentiment import SPLIT_SALT, split_of
 from compress.data.text_table import TextTable, TextTableError
-from compress.models.text_classifier import TextClassifier
+from compress.models.text.text_classifier import TextClassifier
 from compress.runner import _describe_recipe
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,8 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from compress import registry, stats, thresholds
-from compress.thresholds import ThresholdsError
+from compress import registry
+from compress.judging import stats, thresholds
+from compress.judging.thresholds import ThresholdsError
 
 GOOD = """
 [m.int8]
@@ -58,7 +59,7 @@ def test_a_point_value_without_its_upper_bound_never_passes():
 
 
 def _metrics(compressed: np.ndarray, fp32: np.ndarray) -> dict:
-    """What the runner records for a pair: point values and their upper bounds (compress.stats)."""
+    """What the runner records for a pair: point values and their upper bounds (compress.judging.stats)."""
     r, a = stats.retention_bound(compressed, fp32), stats.accuracy_bound(compressed)
     return {"size_ratio": 0.25, "retention": r.point, "retention_upper": r.upper,
             "accuracy": a.point, "accuracy_upper": a.upper}  # fmt: skip

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from compress.cache import WeightsCache
+from compress.storage.cache import WeightsCache
 from compress.registry import get_technique, handler_for, list_techniques
 from compress.runner import LoadedModel, Runner
 from compress.runtimes import get_runtime
@@ -443,7 +443,7 @@ def test_quantized_onnx_starts_from_the_runners_fp32_export(tt, monkeypatch):
 
 
 def test_a_process_that_never_built_an_int8_program_loads_it(tt, tmp_path):
-    """The serial pass loads the PT2E programs the prepare workers exported (compress/artefacts.py):
+    """The serial pass loads the PT2E programs the prepare workers exported (compress/storage/artefacts.py):
     a fresh process, with nothing of torchao imported, deserializes and runs one."""
     import subprocess
     import sys

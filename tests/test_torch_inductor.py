@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from compress.cache import WeightsCache
+from compress.storage.cache import WeightsCache
 from compress.registry import get_technique
 from compress.runner import Runner
 from compress.runtimes import get_runtime

@@ -10,9 +10,9 @@ import copy
 import numpy as np
 import pytest
 
-from compress.cache import WeightsCache
+from compress.storage.cache import WeightsCache
 from compress.models import torch_common
-from compress.models.torch_classifier import TorchImageClassifier
+from compress.models.vision.torch_classifier import TorchImageClassifier
 from compress.runner import Runner
 from compress.techniques.channels import ChannelPruningConfig
 from compress.techniques.pruning import MagnitudePruningConfig
@@ -194,13 +194,13 @@ def _resnet18():
 
 
 def _efficientnet_lite0():
-    from compress.models import efficientnet_lite
+    from compress.models.vision import efficientnet_lite
 
     return efficientnet_lite.build(10).eval()
 
 
 def _probe_recipe():
-    from compress.models.efficientnet_probe import EfficientNetProbe
+    from compress.models.vision.efficientnet_probe import EfficientNetProbe
 
     return EfficientNetProbe()
 

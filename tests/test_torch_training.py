@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from compress.models import torch_common
-from compress.models.torch_classifier import TorchImageClassifier
+from compress.models.vision.torch_classifier import TorchImageClassifier
 from tests.test_data import needs_real
 
 torch = pytest.importorskip("torch")

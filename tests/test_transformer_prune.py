@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from compress.models import torch_common  # noqa: E402
-from compress.models.text_classifier import packed_module  # noqa: E402
+from compress.models.text.text_classifier import packed_module  # noqa: E402
 from compress.techniques.transformer_prune import (  # noqa: E402
     TransformerPruningConfig,
     encoder_layers,
@@ -119,7 +119,7 @@ def test_a_cnn_is_refused_naming_what_was_looked_for():
 
 
 def small_causal_lm():
-    from compress.models.causal_lm import CausalLM
+    from compress.models.text.causal_lm import CausalLM
 
     return CausalLM(vocab_size=100, block=LENGTH, layers=LAYERS, width=HIDDEN, heads=HEADS)
 

@@ -71,7 +71,7 @@ def _perfect_outputs(targets: np.ndarray, anchors: int = 84, classes: int = 10) 
 
 
 def test_perfect_detections_score_one_and_a_real_regression_is_resolved():
-    from compress.models.yolo import Yolo
+    from compress.models.detection.yolo import Yolo
 
     metric = get_metric("map50_95")
     recipe = Yolo(canvases=SMALL, imgsz=64)
@@ -104,7 +104,7 @@ def test_detection_outcomes_round_trip_the_result_store_and_truncation_is_caught
 
 
 def test_bootstrap_is_paired_and_deterministic():
-    from compress.models.yolo import Yolo
+    from compress.models.detection.yolo import Yolo
 
     metric = get_metric("map50_95")
     _, targets = Yolo(canvases=SMALL, imgsz=64).data("test")
@@ -119,7 +119,7 @@ def test_bootstrap_is_paired_and_deterministic():
 def test_bootstrap_columns_are_the_joint_resamples():
     """Each artefact's column, computed once and memoized, is what one loop drawing the same picks
     for both artefacts gives (the paired bootstrap as first written)."""
-    from compress.models.yolo import Yolo
+    from compress.models.detection.yolo import Yolo
 
     metric = get_metric("map50_95")
     _, targets = Yolo(canvases=SMALL, imgsz=64).data("test")
@@ -139,7 +139,7 @@ def test_bootstrap_columns_are_the_joint_resamples():
 def test_bootstrap_columns_are_kept_in_the_cache_and_recomputed_when_unreadable(tmp_path, monkeypatch):
     """A column computed once is read back by a process that never computed it (the gate's serial
     pass, the next run); a file that cannot be read is computed again and rewritten."""
-    from compress.models.yolo import Yolo
+    from compress.models.detection.yolo import Yolo
 
     monkeypatch.setenv("COMPRESS_BENCH_CACHE", str(tmp_path))
     metric = get_metric("map50_95")
@@ -165,7 +165,7 @@ def small_yolo(tmp_path_factory):
     """A YOLOv8n trained by ultralytics' trainer for 10 epochs on 768 small canvases."""
     import os
 
-    from compress.models.yolo import Yolo
+    from compress.models.detection.yolo import Yolo
 
     cache = tmp_path_factory.mktemp("cache")
     old = os.environ.get("COMPRESS_BENCH_CACHE")
@@ -185,13 +185,13 @@ def test_the_metric_equals_ultralytics_own_validation(small_yolo):
     boxes) and compress.metrics.detection score the same trained model alike."""
     import torch
 
-    from compress.models.yolo import deploy_module
+    from compress.models.detection.yolo import deploy_module
 
     recipe, model, cache = small_yolo
     root = cache / "test-set"
     files = dc.yolo_files(recipe.canvases, splits=("test",))
     files["data.yaml"] = dc.dataset_yaml(root, recipe.names, train="test", val="test").encode()
-    from compress.cache import atomic_write_dir
+    from compress.storage.cache import atomic_write_dir
 
     atomic_write_dir(root, files)
     from ultralytics.models.yolo.detect import DetectionValidator
@@ -216,7 +216,7 @@ def test_onnx_and_litert_artefacts_agree_with_the_torch_model(small_yolo):
     (the runner's exports: the float16 and int8 LiteRT models from the one float32 conversion)."""
     import torch
 
-    from compress.models.yolo import deploy_module
+    from compress.models.detection.yolo import deploy_module
     from compress.runner import LoadedModel, Runner
     from compress.runtimes.base import get_runtime
     from compress.techniques.onnx_export import OnnxConfig
@@ -269,7 +269,7 @@ def test_litert_exports_are_ultralytics_own_bytes_and_a_fixed_batch_graph_runs_o
 
 
 def test_the_published_checkpoint_is_skipped_offline_saying_how_to_get_it(monkeypatch):
-    from compress.models.yolo import ENV_DATA, ENV_WEIGHTS, YoloCheckpoint
+    from compress.models.detection.yolo import ENV_DATA, ENV_WEIGHTS, YoloCheckpoint
 
     for var in (ENV_WEIGHTS, ENV_DATA, "COMPRESS_BENCH_HUB"):
         monkeypatch.delenv(var, raising=False)
@@ -291,8 +291,8 @@ def test_a_saved_checkpoint_on_a_local_dataset_runs_the_hub_pairs(small_yolo, mo
 
     import torch
 
-    from compress.cache import WeightsCache, atomic_write_dir
-    from compress.models.yolo import ENV_DATA, ENV_IMGSZ, ENV_WEIGHTS
+    from compress.storage.cache import WeightsCache, atomic_write_dir
+    from compress.models.detection.yolo import ENV_DATA, ENV_IMGSZ, ENV_WEIGHTS
     from compress.runner import Runner
 
     recipe, model, cache = small_yolo
@@ -323,8 +323,8 @@ def test_channel_pruning_keeps_the_heads_outputs_and_reloads_from_its_arrays(sma
     outputs after a round trip through the weights cache's arrays; the trainer's fine-tune recovers."""
     import torch
 
-    from compress.models.yolo import deploy_module
-    from compress.models.yolo_blocks import C2fSplit, split_c2f
+    from compress.models.detection.yolo import deploy_module
+    from compress.models.detection.yolo_blocks import C2fSplit, split_c2f
     from compress.techniques.ultralytics_channels import prune_detector
 
     recipe, model, _ = small_yolo

@@ -19,7 +19,7 @@ unless asked for):
    ``austen/`` folder. An explicit path is the only place looked at: when it does
    not exist or holds neither, :class:`DataNotFoundError` names it and what was
    expected in it; there is no fall-back to another copy. Otherwise:
-2. ``<cache>/data/austen/`` (``<cache>``: :func:`compress.cache.cache_root`).
+2. ``<cache>/data/austen/`` (``<cache>``: :func:`compress.storage.cache.cache_root`).
    It gets there by the set-up step, :func:`fetch_deb` (or
    ``load_austen(fetch=True)``, or ``python -m compress.data.austen fetch``),
    which runs the ordinary client, ``apt-get download r-cran-janeaustenr=1.0.0-1``

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.cache import atomic_write_bytes, cache_root, remove_stale_temporaries
+from compress.storage.cache import atomic_write_bytes, cache_root, remove_stale_temporaries
 from compress.data.dataset import ENV_DATA, ENV_OFFLINE, DataCorruptError, DataNotFoundError, Dataset
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ unless asked for):
    when it does not exist or holds neither, :class:`DataNotFoundError` names it
    and what was expected in it; there is no fall-back to another copy.
    Otherwise:
-2. ``<cache>/data/vader-sentiment/`` (``<cache>``: :func:`compress.cache.cache_root`).
+2. ``<cache>/data/vader-sentiment/`` (``<cache>``: :func:`compress.storage.cache.cache_root`).
    It gets there by the set-up step, :func:`fetch_sdist` (or
    ``load_sentiment(fetch=True)``, or ``python -m compress.data.sentiment fetch``),
    which runs the ordinary client,

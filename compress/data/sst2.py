@@ -18,7 +18,7 @@ unless asked for):
    lacks the files, :class:`~compress.data.fashion_mnist.DataNotFoundError`
    names it and what was expected in it; there is no fall-back to another copy.
    Otherwise:
-2. ``<cache>/data/sst2/SST-2/`` (``<cache>``: :func:`compress.cache.cache_root`).
+2. ``<cache>/data/sst2/SST-2/`` (``<cache>``: :func:`compress.storage.cache.cache_root`).
    It gets there by the set-up step, :func:`fetch_sst2` (or
    ``python -m compress.data.sst2 fetch``), which downloads :data:`URL` with
    :mod:`urllib`, checks the row counts of the official release
@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.cache import atomic_write_dir, cache_root, locked
+from compress.storage.cache import atomic_write_dir, cache_root, locked
 from compress.data.fashion_mnist import ENV_OFFLINE, DataCorruptError, DataNotFoundError
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A model's recipe names its metric (``metric = "perplexity"``; without one,
 ``"accuracy"``: top-1). The runner scores every artefact with it, example by
-example, stores the per-example outcomes (:mod:`compress.results`) and derives
+example, stores the per-example outcomes (:mod:`compress.storage.results`) and derives
 from them, the same way for every task:
 
 - the metric's value (top-1, perplexity) and its one-sided ``CONFIDENCE`` bound on
@@ -28,12 +28,12 @@ package is imported too (:func:`_load`): a new metric is one module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
-from compress.metrics.descriptor import (BUILTIN, Detect, Metric, descriptors, get_descriptor, register,
-                                         retention_label, task_of, unregister)
+from compress.metrics.descriptor import (BUILTIN, GENERIC_RETENTION, Detect, Metric, _load, descriptors, get_descriptor, register,
+                                         unregister)
 
 __all__ = ["TaskMetric", "get_metric", "metric_of", "list_metrics", "DEFAULT", "Metric", "Detect", "register",
            "unregister", "get_descriptor", "descriptors", "task_of", "retention_label"]  # fmt: skip
@@ -52,7 +52,7 @@ class TaskMetric(ABC):
     # split in one call, so the runtime batches it as it always has
     chunk: ClassVar[int | None] = None
     # bump when this metric's scoring changes meaning: part of the stored results' key from 2 on
-    # (compress.results), so that no result scored the old way is reused
+    # (compress.storage.results), so that no result scored the old way is reused
     version: ClassVar[int] = 1
 
     @property
@@ -99,14 +99,14 @@ class TaskMetric(ABC):
         return {"bools": "correct", "floats": "losses"}.get(self.kind, self.kind)
 
     def pack(self, outcomes: np.ndarray) -> dict:
-        """``outcomes`` as JSON for the result store (exact; see :mod:`compress.results`)."""
-        from compress.results import pack_bools, pack_floats
+        """``outcomes`` as JSON for the result store (exact; see :mod:`compress.storage.results`)."""
+        from compress.storage.results import pack_bools, pack_floats
 
         return pack_bools(outcomes) if self.kind == "bools" else pack_floats(outcomes)
 
     def unpack(self, stored: dict) -> np.ndarray:
         """The outcomes :meth:`pack` stored; raises ValueError when they are truncated or malformed."""
-        from compress.results import unpack_bools, unpack_floats
+        from compress.storage.results import unpack_bools, unpack_floats
 
         return unpack_bools(stored) if self.kind == "bools" else unpack_floats(stored)
 
@@ -142,24 +142,26 @@ def metric_of(recipe: Any) -> TaskMetric:
     return get_metric(recipe.metric)
 
 
-def _load() -> None:
-    """Import every module of this package once (each registers its metrics on import): the built-in
-    ones (:data:`~compress.metrics.descriptor.BUILTIN`), then any other, by name."""
-    if _LOADED:
-        return
-    import importlib
-    import pkgutil
-
-    _LOADED.append(True)  # before the imports: a module importing compress.metrics while loading is no loop
-    try:
-        for module in BUILTIN:
-            importlib.import_module(module)
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-            if not info.name.startswith("_") and f"{__name__}.{info.name}" not in BUILTIN:
-                importlib.import_module(f"{__name__}.{info.name}")
-    except BaseException:
-        _LOADED.clear()
-        raise
+def task_of(row: dict) -> str:
+    """The task metric a results row is scored by: its ``metric`` key; for a row without one (an older
+    run), the first task metric it has a value of; else top-1."""
+    named = row.get("metric")
+    if isinstance(named, str) and named:
+        return named
+    return next((m for m in list_metrics() if row.get(m) is not None), DEFAULT)
 
 
-_LOADED: list[bool] = []
+def retention_label(rows: Iterable[dict], *, axis: bool = False, title: bool = False) -> str:
+    """What retention is over ``rows``: ``"perplexity retention"`` where they are all of one task
+    (with ``axis``, its orientation too: ``"perplexity retention (fp32 perplexity / perplexity)"``),
+    :data:`GENERIC_RETENTION` where they mix tasks (or there are none); with ``title``, capitalized."""
+    tasks = list(dict.fromkeys(task_of(r) for r in rows))
+    known = descriptors()
+    if len(tasks) == 1 and tasks[0] in known:
+        d = known[tasks[0]]
+        text = d.retention_axis() if axis else f"{d.label} retention"
+    else:
+        text = GENERIC_RETENTION
+    if title and text[:1].islower() and not text[1:2].isupper():  # "top-1" -> "Top-1"; "mAP50-95" stays
+        text = text[0].upper() + text[1:]
+    return text

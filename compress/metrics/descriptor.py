@@ -4,16 +4,16 @@ A :class:`Metric` names a results key (``"accuracy"``, ``"size_ratio"``) and say
 (``label``, ``heading``, ``format``, ``unit``), which way is better (``higher_is_better``; a
 thresholds bound on it is then a ``min`` or a ``max``), what it can be (``ceiling``) and what the
 gate does with it: whether a thresholds file may bound it (``bound``) and judges that bound by
-its one-sided confidence bound (``confidence``), the change :mod:`compress.compare` reports
-(``notable``), the drop :mod:`compress.propose` derives a floor from (``detect``) and the unit of
+its one-sided confidence bound (``confidence``), the change :mod:`compress.judging.compare` reports
+(``notable``), the drop :mod:`compress.judging.propose` derives a floor from (``detect``) and the unit of
 its asv ``track_<name>`` (``description``). Readers:
 
-- :mod:`compress.report` and :mod:`compress.runs`: the columns of the text and Markdown tables
+- :mod:`compress.reporting.report` and :mod:`compress.storage.runs`: the columns of the text and Markdown tables
   (``order``, ``short``, ``heading``, ``format``, ``markdown``, ``markdown_always``);
-- :mod:`compress.thresholds`: the keys a bound may take, their direction, ceiling and statistics;
-- :mod:`compress.compare`: what is noted as better or worse between two runs;
-- :mod:`compress.plots` and ``python -m compress report``: axis labels and plot titles;
-- :mod:`compress.propose`: the drop each quality floor must detect;
+- :mod:`compress.judging.thresholds`: the keys a bound may take, their direction, ceiling and statistics;
+- :mod:`compress.judging.compare`: what is noted as better or worse between two runs;
+- :mod:`compress.reporting.plots` and ``python -m compress report``: axis labels and plot titles;
+- :mod:`compress.judging.propose`: the drop each quality floor must detect;
 - ``benchmarks/asv_bench/compression.py``: one ``track_<name>`` per descriptor with a description.
 
 A metric is one module: the module that computes it (a :class:`~compress.metrics.TaskMetric`, a
@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
-__all__ = ["Metric", "Detect", "register", "unregister", "get_descriptor", "descriptors", "task_of",
-           "retention_label", "BUILTIN"]  # fmt: skip
+__all__ = ["Metric", "Detect", "register", "unregister", "get_descriptor", "descriptors", "BUILTIN",
+           "GENERIC_RETENTION"]  # fmt: skip
 
 # the modules of compress.metrics that register descriptors, in the order their descriptors are listed
 BUILTIN = ("compress.metrics.artefact", "compress.metrics.accuracy", "compress.metrics.perplexity",
@@ -45,7 +45,7 @@ GENERIC_RETENTION = "retention (task metric / fp32)"  # the label of retention o
 
 
 class Detect(NamedTuple):
-    """The drop a quality floor must detect (:mod:`compress.propose`)."""
+    """The drop a quality floor must detect (:mod:`compress.judging.propose`)."""
 
     drop: float  # in the metric's own units, or a fraction of it when relative
     unit: str  # how the drop is stated: "points", "dB", "relative"
@@ -67,11 +67,11 @@ class Metric:
     # the gate
     bound: bool = False  # a thresholds file may bound it: a min bound if higher is better, else a max one
     confidence: bool = False  # that bound is judged by its one-sided CONFIDENCE bound, recorded as bound_key
-    notable: float | None = None  # compress.compare reports a change at least this large (None: never)
-    detect: Detect | None = None  # the drop a floor on it must detect (compress.propose; None: proposes none)
+    notable: float | None = None  # compress.judging.compare reports a change at least this large (None: never)
+    detect: Detect | None = None  # the drop a floor on it must detect (compress.judging.propose; None: proposes none)
     digits: int = 4  # decimals of a measured value (`last = ...`) in a thresholds file
-    role: str = "quality"  # "quality", "size", "speed" or "cost": compress.compare lists quality changes first
-    # the tables (compress.report's text table, compress.runs' Markdown report)
+    role: str = "quality"  # "quality", "size", "speed" or "cost": compress.judging.compare lists quality changes first
+    # the tables (compress.reporting.report's text table, compress.storage.runs' Markdown report)
     order: float | None = None  # the position of its column, ascending (None: no column)
     heading: str | None = None  # its column's heading (None: the label)
     short: str | None = None  # the text table's narrower heading (None: the heading)
@@ -167,8 +167,6 @@ def _rank(entry: _Entry) -> tuple:
 
 def descriptors() -> dict[str, Metric]:
     """Every registered descriptor by name, in the fixed order of the module's docstring."""
-    from compress.metrics import _load
-
     _load()
     return {e.metric.name: e.metric for e in sorted(_REGISTRY.values(), key=_rank)}
 
@@ -185,28 +183,31 @@ def get_descriptor(name: str) -> Metric:
     return found
 
 
-def task_of(row: dict) -> str:
-    """The task metric a results row is scored by: its ``metric`` key; for a row without one (an older
-    run), the first task metric it has a value of; else top-1."""
-    from compress.metrics import DEFAULT, list_metrics
-
-    named = row.get("metric")
-    if isinstance(named, str) and named:
-        return named
-    return next((m for m in list_metrics() if row.get(m) is not None), DEFAULT)
 
 
-def retention_label(rows: Iterable[dict], *, axis: bool = False, title: bool = False) -> str:
-    """What retention is over ``rows``: ``"perplexity retention"`` where they are all of one task
-    (with ``axis``, its orientation too: ``"perplexity retention (fp32 perplexity / perplexity)"``),
-    :data:`GENERIC_RETENTION` where they mix tasks (or there are none); with ``title``, capitalized."""
-    tasks = list(dict.fromkeys(task_of(r) for r in rows))
-    known = descriptors()
-    if len(tasks) == 1 and tasks[0] in known:
-        d = known[tasks[0]]
-        text = d.retention_axis() if axis else f"{d.label} retention"
-    else:
-        text = GENERIC_RETENTION
-    if title and text[:1].islower() and not text[1:2].isupper():  # "top-1" -> "Top-1"; "mAP50-95" stays
-        text = text[0].upper() + text[1:]
-    return text
+
+
+_PACKAGE = __name__.rsplit(".", 1)[0]  # compress.metrics: its modules register on import
+
+def _load() -> None:
+    """Import every module of this package once (each registers its metrics on import): the built-in
+    ones (:data:`~compress.metrics.descriptor.BUILTIN`), then any other, by name."""
+    if _LOADED:
+        return
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    _LOADED.append(True)  # before the imports: a module importing compress.metrics while loading is no loop
+    try:
+        for module in BUILTIN:
+            importlib.import_module(module)
+        for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+            if not info.name.startswith("_") and f"{_PACKAGE}.{info.name}" not in BUILTIN:
+                importlib.import_module(f"{_PACKAGE}.{info.name}")
+    except BaseException:
+        _LOADED.clear()
+        raise
+
+
+_LOADED: list[bool] = []

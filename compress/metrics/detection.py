@@ -1,7 +1,7 @@
 """Object detection: mAP50-95 through ultralytics' own validation code (higher is better).
 
 The outputs are a YOLO detection head's raw predictions ``(N, 4 + classes, anchors)``
-as every artefact of :mod:`compress.models.yolo` returns them: box centre, width and
+as every artefact of :mod:`compress.models.detection.yolo` returns them: box centre, width and
 height normalized by the input size (ultralytics' LiteRT export convention, kept
 for every runtime so that one int8 scale holds boxes and class scores alike),
 then one score per class. The targets are ``(N, T, 6)`` rows ``(image index, class,
@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from compress import stats
+from compress.judging import stats
 from compress.metrics import Detect, Metric, TaskMetric, _register, register
 
 MAP50_95 = register(Metric(
@@ -42,7 +42,7 @@ MAP50_95 = register(Metric(
     description="mAP50-95 of a detector on its test canvases (ultralytics' validator code)",
     bound=True, confidence=True, notable=0.005, detect=Detect(0.01, "points", False, True), order=130,
 ))  # fmt: skip
-# the first of the ten IoU thresholds (a detector's extra: compress.models.yolo)
+# the first of the ten IoU thresholds (a detector's extra: compress.models.detection.yolo)
 MAP50 = register(Metric("map50", "mAP50", True, "{:.4f}", ceiling=1.0, order=140))
 
 FRAME = 640.0  # coordinates are scored in this frame (see above)
@@ -180,8 +180,8 @@ def _stored_column(key: tuple, col: np.ndarray | None = None) -> np.ndarray | No
     import io
     from importlib.metadata import version
 
-    from compress.cache import atomic_write_bytes, cache_root
-    from compress.results import digest_bytes, module_source
+    from compress.storage.cache import atomic_write_bytes, cache_root
+    from compress.storage.results import digest_bytes, module_source
 
     h = hashlib.sha256(repr((key, digest_bytes(module_source(__name__)), version("ultralytics"))).encode())
     path = cache_root() / "derived" / "map-bootstrap" / f"{h.hexdigest()[:32]}.npy"
@@ -220,12 +220,12 @@ class MeanAveragePrecision(TaskMetric):
         return images(outcomes)
 
     def pack(self, outcomes: np.ndarray) -> dict:
-        from compress.results import pack_floats
+        from compress.storage.results import pack_floats
 
         return {"columns": int(outcomes.shape[1]), **pack_floats(outcomes.ravel())}
 
     def unpack(self, stored: dict) -> np.ndarray:
-        from compress.results import unpack_floats
+        from compress.storage.results import unpack_floats
 
         flat, columns = unpack_floats(stored), int(stored["columns"])
         if columns != COLUMNS or flat.size % columns:

@@ -6,15 +6,15 @@ example (a block), the outcome is its mean loss in nats over its ``T - 1``
 predicted tokens; blocks have equal length, so the mean over blocks is the mean
 over tokens and ``exp`` of it is the split's perplexity. Retention is
 ``fp32 perplexity / perplexity`` (above 1 is better, as for top-1). Bounds: normal
-approximations over blocks, paired for retention (:func:`compress.stats.perplexity_bound`,
-:func:`compress.stats.loss_retention_bound`).
+approximations over blocks, paired for retention (:func:`compress.judging.stats.perplexity_bound`,
+:func:`compress.judging.stats.loss_retention_bound`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from compress import stats
+from compress.judging import stats
 from compress.metrics import Detect, Metric, TaskMetric, _register, register
 
 PERPLEXITY_METRIC = register(Metric(

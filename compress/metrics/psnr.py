@@ -10,21 +10,21 @@ on the luma channel, as the super-resolution literature reports it (ITU-R BT.601
 floor are scored on the same pixels). The
 split's value is the mean PSNR over tiles; retention is ``mean PSNR / fp32 mean
 PSNR``. Bounds: normal approximations over tiles, paired for retention
-(:func:`compress.stats.mean_bound`, :func:`compress.stats.mean_retention_bound`).
+(:func:`compress.judging.stats.mean_bound`, :func:`compress.judging.stats.mean_retention_bound`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from compress import stats
+from compress.judging import stats
 from compress.metrics import Detect, Metric, TaskMetric, _register, register
 
 PSNR_DB = register(Metric(
     "psnr", "PSNR", True, "{:.3f}", "dB", description="dB, mean PSNR of a super-resolution model's upscaled test tiles",
     bound=True, confidence=True, notable=0.1, detect=Detect(0.3, "dB", False, False), order=120, heading="PSNR dB",
 ))  # fmt: skip
-# a super-resolution model's extras (compress.models.super_resolution): SSIM (luma) against the originals, and
+# a super-resolution model's extras (compress.models.generative.super_resolution): SSIM (luma) against the originals, and
 # dB of PSNR over bicubic upscaling of the same tiles: a generator must beat the classical floor
 SSIM = register(Metric("ssim", "SSIM", True, "{:.4f}", ceiling=1.0, order=150, markdown_order=125))
 PSNR_OVER_BICUBIC = register(Metric("psnr_over_bicubic", "PSNR over bicubic", True, "{:+.2f}", "dB", bound=True))

@@ -1,5 +1,5 @@
-"""What a pair's timing records: batch-1 latency, throughput, latency ratios (:mod:`compress.latency`,
-:func:`compress.report.with_latency_ratios`) and the suite's own cost of the pair. Descriptors only
+"""What a pair's timing records: batch-1 latency, throughput, latency ratios (:mod:`compress.judging.latency`,
+:func:`compress.reporting.report.with_latency_ratios`) and the suite's own cost of the pair. Descriptors only
 (:mod:`compress.metrics.descriptor`)."""
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def memory_format(module):
 def register_quantized_ops() -> None:
     """Register the ``quantized_decomposed`` operators a PT2E int8 program calls (torchao's pt2e
     package defines them): a process that only loads such a program, one another process built (a
-    prepare worker's, :mod:`compress.artefacts`), cannot deserialize it without them."""
+    prepare worker's, :mod:`compress.storage.artefacts`), cannot deserialize it without them."""
     from compress import frameworks
 
     if frameworks.has("torchao"):

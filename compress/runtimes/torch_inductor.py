@@ -84,7 +84,7 @@ def _inductor_cache_dir() -> None:
     one. :func:`compress.frameworks.preload` sets it first in every entry point; this covers a
     library user who loads an artefact without it (Inductor fixes its directory at first use)."""
     if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        from compress.cache import cache_root
+        from compress.storage.cache import cache_root
 
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root() / "inductor")
 

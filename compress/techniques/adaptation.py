@@ -7,9 +7,9 @@ also name ``lora_trained`` (modules trained whole beside the adapters, and shipp
 with them: a new classification head) and ``adaptation_start(native)`` (the module
 adaptation starts from; default a copy of the trained model). GPT-2 adapts its
 trained model to the first half of the held-out novel and is scored on the second,
-its ``test`` split (:mod:`compress.models.causal_lm`); the MiniLM classifier is
+its ``test`` split (:mod:`compress.models.text.causal_lm`); the MiniLM classifier is
 fine-tuned from its pretrained encoder by LoRA instead of whole, its fp32 model
-being the full fine-tune (:mod:`compress.models.text_classifier`).
+being the full fine-tune (:mod:`compress.models.text.text_classifier`).
 
 - ``lora``: every targeted ``nn.Linear`` gets a rank-``rank`` update ``B A`` scaled by
   ``alpha / rank`` (Hu et al., 2021; ``B`` starts at zero, so training starts from the

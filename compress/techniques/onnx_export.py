@@ -14,7 +14,7 @@ quantization gives each ConvInteger weight ONE scale: a conv whose channels
 differ widely in range (BatchNorm folded into a depthwise conv) loses most of
 its channels to zero (tiny_torch: top-1 0.66 -> 0.41).
 
-A model of framework ``onnx`` (:class:`compress.models.ready_onnx.ReadyOnnx`: a team's
+A model of framework ``onnx`` (:class:`compress.models.vision.ready_onnx.ReadyOnnx`: a team's
 ``model.onnx``, measured as it is) is its own fp32 artefact: ``fp32`` ships the graph's
 bytes unchanged, and ``onnx_dynamic`` / ``onnx_int8`` quantize that graph with the same
 code as a torch model's (``onnx_fp32`` would be the same bytes again: it does not apply).
@@ -43,7 +43,7 @@ MODES = ("fp32", "dynamic", "int8")
 CALIBRATIONS = ("minmax", "percentile")
 OPSET = 17
 INPUT, OUTPUT = "input", "logits"
-GRAPH = "onnx"  # the framework of a model that is an ONNX graph (compress.models.ready_onnx)
+GRAPH = "onnx"  # the framework of a model that is an ONNX graph (compress.models.vision.ready_onnx)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class _Bert:
 
 
 class _GPT2:
-    """GPT-2's naming, its projections as ``nn.Linear`` (:func:`compress.models.causal_lm.linear_projections`):
+    """GPT-2's naming, its projections as ``nn.Linear`` (:func:`compress.models.text.causal_lm.linear_projections`):
     one fused ``attn.c_attn`` (query, key and value blocks of rows), ``attn.c_proj``, ``mlp.c_fc``, ``mlp.c_proj``."""
 
     name = "GPT-2 blocks (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj as nn.Linear)"

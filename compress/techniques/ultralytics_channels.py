@@ -4,13 +4,13 @@ The same mechanism as every torch model's (:func:`compress.techniques.torch_chan
 torch-pruning's DepGraph, group L1 importance, one shot, ``fraction`` of every group),
 with two things a YOLO needs, as torch-pruning's own YOLOv8 example does them:
 
-- every ``C2f`` block becomes a :class:`compress.models.yolo_blocks.C2fSplit` first: the same function, with its
+- every ``C2f`` block becomes a :class:`compress.models.detection.yolo_blocks.C2fSplit` first: the same function, with its
   first convolution's two halves as two convolutions, because ``C2f`` chunks that
   convolution's output in two, which the dependency graph cannot follow;
 - the ``Detect`` head keeps its output channels (its box distributions, its class
   scores): it is an ignored layer, so its convolutions lose input channels only.
 
-The recovery fine-tune is :meth:`compress.models.yolo.Yolo.fit`: ultralytics' trainer on
+The recovery fine-tune is :meth:`compress.models.detection.yolo.Yolo.fit`: ultralytics' trainer on
 the training canvases, without warm-up; the EMA of the weights is what is kept. The
 pruned model's arrays are cached like any weights; :meth:`Yolo.load` rebuilds the
 split architecture when the arrays are of one (their count says so) and resizes it.
@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 
-from compress.models.yolo_blocks import split_c2f
+from compress.models.detection.yolo_blocks import split_c2f
 from compress.registry import register_handler
 from compress.techniques.channels import ChannelPruningConfig, fine_tune_pruned
 from compress.techniques.torch_channels import prune_channels
@@ -37,7 +37,7 @@ def prune_detector(native, fraction: float, example):
     Raises:
         RuntimeError: an output of the pruned model changed shape.
     """
-    from compress.models.yolo import detect_heads
+    from compress.models.detection.yolo import detect_heads
 
     return prune_channels(split_c2f(copy.deepcopy(native)), fraction, example, keep=detect_heads)
 

@@ -1,6 +1,6 @@
-"""Export of ultralytics detectors (:mod:`compress.models.yolo`) to ONNX and LiteRT.
+"""Export of ultralytics detectors (:mod:`compress.models.detection.yolo`) to ONNX and LiteRT.
 
-ONNX (``onnx_fp32``, ``onnx_dynamic``, ``onnx_int8``): :func:`compress.models.yolo.deploy_module`
+ONNX (``onnx_fp32``, ``onnx_dynamic``, ``onnx_int8``): :func:`compress.models.detection.yolo.deploy_module`
 through the suite's own ONNX export and onnxruntime quantization
 (:mod:`compress.techniques.onnx_export`: the same graph options and the same
 per-channel u8s8 QDQ as every torch model), calibrated on the model's ``calib``
@@ -51,7 +51,7 @@ FRAMEWORK = "ultralytics"
 @register_handler(OnnxConfig, FRAMEWORK, base=fp32_graph)
 def onnx_export(model, config: OnnxConfig, ctx) -> Artefact:
     """The detector's deploy module to ONNX; quantized as ``config.mode`` says."""
-    from compress.models.yolo import deploy_module
+    from compress.models.detection.yolo import deploy_module
 
     recipe = model.recipe
     data = float_graph(model, config, ctx, lambda: export_onnx(deploy_module(model.native, recipe.imgsz),
@@ -95,7 +95,7 @@ def _litert(model, quantize, calib: np.ndarray | None = None) -> bytes:
     """ultralytics' LiteRT export of ``model`` (``quantize``: None, ``"w8a32"`` or ``8``)."""
     import torch
 
-    from compress.models.yolo import deploy_module
+    from compress.models.detection.yolo import deploy_module
 
     recipe = model.recipe
     from ultralytics.utils.export.litert import torch2litert

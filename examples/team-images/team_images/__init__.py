@@ -15,7 +15,7 @@ the model is built.
 import os
 
 from compress.data.image_folder import ImageFolder
-from compress.models.torch_classifier import TorchImageClassifier, register_architecture
+from compress.models.vision.torch_classifier import TorchImageClassifier, register_architecture
 from compress.registry import register_model
 
 

@@ -4,7 +4,7 @@ The same plugin pattern as ``examples/team-models`` (registered on import; nothi
 trained or imported from torch until a model is built), with the suite's generic
 pieces: :class:`~compress.data.text_file.TextFile` (a plain UTF-8 file, paragraphs
 split by their own bytes into train, calib and test) and the suite's own GPT-2 recipe,
-:class:`~compress.models.causal_lm.CausalLM`, given that dataset: its BPE is trained on
+:class:`~compress.models.text.causal_lm.CausalLM`, given that dataset: its BPE is trained on
 the file's train split, its blocks cut from the file's splits, and the file's digest
 (not its path) keys the cached weights, so editing the file retrains.
 
@@ -15,7 +15,7 @@ too), else ``~/team-data/text.txt``. Missing, the model is unavailable, naming t
 import os
 
 from compress.data.text_file import TextFile
-from compress.models.causal_lm import CausalLM
+from compress.models.text.causal_lm import CausalLM
 from compress.registry import register_model
 
 DEFAULT_TEXT = "~/team-data/text.txt"

@@ -13,7 +13,7 @@ Copy this folder, rename the package and the models, keep the pattern:
 the merge gate; ``thresholds.toml`` next to this package bounds those pairs.
 """
 
-from compress.models.torch_classifier import TorchImageClassifier, register_architecture
+from compress.models.vision.torch_classifier import TorchImageClassifier, register_architecture
 from compress.registry import register_model
 
 

@@ -12,7 +12,7 @@ saying which file is missing; change a byte of either and its pairs are measured
 import os
 
 from compress.data.image_folder import ImageFolder
-from compress.models.ready_onnx import ReadyOnnx
+from compress.models.vision.ready_onnx import ReadyOnnx
 from compress.registry import register_model
 
 

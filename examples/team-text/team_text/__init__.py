@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from compress.data.text_table import TextTable
-from compress.models.text_classifier import TextClassifier
+from compress.models.text.text_classifier import TextClassifier
 from compress.registry import register_model
 
 TEXTS = os.environ.get("TEAM_TEXTS", str(Path(__file__).resolve().parents[1] / "data" / "texts.csv"))

@@ -1,7 +1,7 @@
 """The unigram tokenizer a text student trains for itself (XLM-RoBERTa's kind), trained once and kept.
 
-Shared by :mod:`compress.models.text_classifier` (which tokenizes every text model's data) and
-:mod:`compress.models.distilled_text` (whose XLM-RoBERTa student has a vocabulary of its own).
+Shared by :mod:`compress.models.text.text_classifier` (which tokenizes every text model's data) and
+:mod:`compress.models.text.distilled_text` (whose XLM-RoBERTa student has a vocabulary of its own).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def unigram_path(vocab_size: int) -> Path:
     sentiment data's digest and the ``tokenizers`` version that trained it."""
     import tokenizers
 
-    from compress.cache import cache_root
+    from compress.storage.cache import cache_root
     from compress.data.sentiment import load_sentiment
 
     digest = load_sentiment().digest[:12]
@@ -42,7 +42,7 @@ def unigram_tokenizer(vocab_size: int):
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    from compress.cache import atomic_write_bytes, locked
+    from compress.storage.cache import atomic_write_bytes, locked
 
     path = unigram_path(vocab_size)
     with locked(path, what=f"the {vocab_size}-piece unigram tokenizer"):

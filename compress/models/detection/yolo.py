@@ -48,7 +48,7 @@ from compress.data import detection_canvas as canvas
 from compress.data.fashion_mnist import CLASSES
 from compress.models import torch_common
 from compress.models.base import Recipe
-from compress.models.yolo_blocks import split_c2f
+from compress.models.detection.yolo_blocks import split_c2f
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _split(spec: canvas.CanvasSpec, split: str) -> tuple[np.ndarray, np.ndarray]
 def dataset_dir(spec: canvas.CanvasSpec, names: tuple[str, ...]) -> Path:
     """The ultralytics dataset of ``spec``'s train and calib canvases, written once into the
     cache (atomically, under a lock); its yaml is ``<dir>/data.yaml`` (``val`` is calib)."""
-    from compress.cache import atomic_write_dir, cache_root, locked, recipe_key
+    from compress.storage.cache import atomic_write_dir, cache_root, locked, recipe_key
 
     key = recipe_key({"spec": asdict(spec), "names": names, "version": canvas.VERSION})
     root = cache_root() / "data" / f"detection-canvases-{key}"
@@ -229,7 +229,7 @@ class Yolo(Recipe):
 
     def load(self, weights):
         """The detector holding ``weights``: the dense network, or a channel-pruned one (its
-        :class:`~compress.models.yolo_blocks.C2fSplit` blocks, resized to the arrays)."""
+        :class:`~compress.models.detection.yolo_blocks.C2fSplit` blocks, resized to the arrays)."""
         model = self.build()
         if len(weights) != len(model.state_dict()):
             split_c2f(model)
@@ -249,7 +249,7 @@ ENV_IMGSZ = "COMPRESS_BENCH_YOLO_IMGSZ"
 
 def _ultralytics_dirs() -> tuple[Path, Path]:
     """Where ultralytics downloads weights and datasets: folders of the suite's cache (set in its settings)."""
-    from compress.cache import cache_root
+    from compress.storage.cache import cache_root
     from compress.frameworks import ultralytics
 
     ultralytics()
@@ -349,7 +349,7 @@ class YoloCheckpoint(Recipe):
 
     def unavailable(self) -> str | None:
         """Why this checkpoint cannot run here, or None. Never downloads."""
-        from compress.models.hub_text import ENV_HUB, hub_allowed
+        from compress.models.text.hub_text import ENV_HUB, hub_allowed
 
         try:
             import ultralytics  # noqa: F401
@@ -371,7 +371,7 @@ class YoloCheckpoint(Recipe):
         return Path(attempt_download_asset(str(_ultralytics_dirs()[0] / self.weights_file)))
 
     def source_digest(self) -> str:
-        from compress.cache import sha256_file
+        from compress.storage.cache import sha256_file
 
         return sha256_file(self._weights_path())
 

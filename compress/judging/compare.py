@@ -29,8 +29,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from compress import metrics, thresholds
-from compress.runs import pair_name as _key
+from compress import metrics
+from compress.judging import thresholds
+from compress.storage.runs import pair_name as _key
 
 # Measured here between runs of an unchanged tree (README, "The merge gate"): interleaved ratios
 # within 0.9-1.1x of each other in quiet runs, 0.47x at worst under heavy load (resnet18.onnx_dynamic:
@@ -80,7 +81,7 @@ def same_machine(a: dict, b: dict) -> bool:
 
 def compare(baseline: list[dict], current: list[dict], table: dict, *, factor: float = DEFAULT_FACTOR,
             drift_factor: float = DEFAULT_DRIFT_FACTOR, latency: bool = True) -> Verdict:  # fmt: skip
-    """Judge ``current`` rows (one per pair, as :func:`compress.runs.load_run` reads them) against
+    """Judge ``current`` rows (one per pair, as :func:`compress.storage.runs.load_run` reads them) against
     ``baseline`` rows and the bounds of ``table``; ``latency=False`` compares no latency (another
     machine's baseline)."""
     if factor <= 1 or drift_factor <= 1:

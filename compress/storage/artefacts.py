@@ -14,7 +14,7 @@ artefact it builds here and the serial pass loads it instead of rebuilding it:
 - Only artefacts whose bytes are the whole artefact are saved (ONNX, LiteRT, exported
   programs); a ``pt`` state_dict needs its skeleton (``Artefact.meta``, a function) and
   is rebuilt, which costs a ``state_dict`` save.
-- Writes are atomic (:func:`compress.cache.atomic_write_bytes`), the manifest last, so
+- Writes are atomic (:func:`compress.storage.cache.atomic_write_bytes`), the manifest last, so
   a half-written entry is never read; an entry whose bytes do not match its manifest's
   SHA-256 is rebuilt.
 """
@@ -54,7 +54,7 @@ class RunArtefacts:
     def key(weights_key: str, export: dict, device: str) -> str:
         """The entry of the artefact exported by step ``export`` (its ``describe()``) from the
         weights cached under ``weights_key``, for ``device``."""
-        from compress.cache import recipe_key
+        from compress.storage.cache import recipe_key
 
         return recipe_key({"weights": weights_key, "export": export, "device": device})
 
@@ -79,7 +79,7 @@ class RunArtefacts:
         """Save ``art`` when its bytes are the whole artefact (``meta`` None); True when saved."""
         if art.meta is not None:
             return False
-        from compress.cache import atomic_write_bytes
+        from compress.storage.cache import atomic_write_bytes
 
         data_path, manifest = self._paths(name, key)
         self.root.mkdir(parents=True, exist_ok=True)

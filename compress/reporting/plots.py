@@ -31,7 +31,7 @@ from compress import metrics  # noqa: E402
 
 __all__ = ["Plot", "pareto_front", "tradeoff", "latency_history"]
 
-log = logging.getLogger("compress.plots")
+log = logging.getLogger("compress.reporting.plots")
 
 DPI = 110
 
@@ -274,7 +274,7 @@ def _when(stamp: str) -> str:
 
 def latency_history(points: list[dict], pair: str, path) -> Plot:
     """Write a PNG of ``pair``'s batch-1 median latency (ms) per saved run, in the order of
-    ``points`` (``compress.runs.history``: oldest first), ticks labelled with the short
+    ``points`` (``compress.storage.runs.history``: oldest first), ticks labelled with the short
     commit (``+``: uncommitted changes) and date; the interleaved latency ratio against the
     same runtime's fp32 goes on a second axis when the runs recorded it."""
     path = Path(path)

@@ -7,7 +7,7 @@ Each benchmark's ``extra_info`` holds the pair's metrics; ``stats`` its timings 
 
 This module reads those files with the standard library only (no framework, no
 numpy): ``python -m compress report`` (compress/cli.py) renders them, and
-compress/plots.py draws them.
+compress/reporting/plots.py draws them.
 
 Example:
     >>> from compress import runs
@@ -221,10 +221,10 @@ def markdown_columns(rows: list[dict]) -> list[tuple[str, str]]:
 
 def format_markdown(rows: list[dict], runs: list[Run]) -> str:
     """The report: a Markdown table of ``rows`` (already through
-    ``compress.report.with_latency_ratios``), the "slower than fp32" statement, and the
+    ``compress.reporting.report.with_latency_ratios``), the "slower than fp32" statement, and the
     runs it came from."""
-    from compress.report import TEXT, format_slower
-    from compress.report import columns as table_columns
+    from compress.reporting.report import TEXT, format_slower
+    from compress.reporting.report import columns as table_columns
 
     fmts = {key: fmt for key, _, fmt in table_columns()}
     columns = markdown_columns(rows)

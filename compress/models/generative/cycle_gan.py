@@ -162,7 +162,7 @@ class CycleGan(torch_common.TorchArrays):
 
     # -- the judge ------------------------------------------------------------------
     def judge_recipe(self):
-        from compress.models.torch_classifier import TorchImageClassifier, _ARCHITECTURES, register_architecture
+        from compress.models.vision.torch_classifier import TorchImageClassifier, _ARCHITECTURES, register_architecture
 
         if "cyclegan_judge" not in _ARCHITECTURES:
             register_architecture("cyclegan_judge", _judge_cnn)
@@ -287,7 +287,7 @@ def _mean_ssim(images: np.ndarray, targets: np.ndarray) -> float:
 @lru_cache(maxsize=2)
 def _judge(recipe):
     """The judge classifier of ``recipe`` from the weights cache, trained there once (under its lock)."""
-    from compress.cache import WeightsCache, recipe_key
+    from compress.storage.cache import WeightsCache, recipe_key
 
     key = recipe_key({"recipe": recipe, "torch_threads": torch_common.TRAIN_THREADS})
     weights, cached = WeightsCache().get_or_build(

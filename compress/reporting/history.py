@@ -17,9 +17,9 @@ unchanged, latency is timed. Commits already in the results are skipped.
 
 Usage::
 
-    python -m compress.history                  # the last 5 commits of HEAD
-    python -m compress.history HEAD~10..HEAD    # a range
-    python -m compress.history --tier full a1b2c3d^!
+    python -m compress.reporting.history                  # the last 5 commits of HEAD
+    python -m compress.reporting.history HEAD~10..HEAD    # a range
+    python -m compress.reporting.history --tier full a1b2c3d^!
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _git(*args: str, cwd: Path = ROOT) -> str:
@@ -113,7 +113,7 @@ def run(shas: list[str], *, tier: str, pairs: str | None, extra: list[str]) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m compress.history", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m compress.reporting.history", description=__doc__.split("\n")[0])
     p.add_argument("range", nargs="?", help="commits as git rev-list reads them (default: the last --count of HEAD)")
     p.add_argument("--count", type=int, default=5, help="at most this many commits, newest kept (default 5)")
     p.add_argument("--tier", default=os.environ.get("COMPRESS_BENCH_TIER", "gate"), choices=("gate", "full", "unit"))

@@ -3,7 +3,7 @@
 :class:`C2fSplit` is ultralytics' ``C2f`` block with its first convolution's two halves
 as two convolutions (``C2f`` chunks that convolution's output in two, which torch-pruning's
 dependency graph cannot follow). Channel pruning splits every block before pruning
-(:mod:`compress.techniques.ultralytics_channels`); :meth:`compress.models.yolo.Yolo.load`
+(:mod:`compress.techniques.ultralytics_channels`); :meth:`compress.models.detection.yolo.Yolo.load`
 splits them to restore a pruned detector's arrays.
 """
 

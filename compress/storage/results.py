@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.cache import atomic_write_bytes, cache_root, recipe_key
+from compress.storage.cache import atomic_write_bytes, cache_root, recipe_key
 
 log = logging.getLogger(__name__)
 

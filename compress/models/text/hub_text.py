@@ -10,7 +10,7 @@ e.g. ``DistilBertForSequenceClassification``, see
 :meth:`HubTextClassifier.native_class_name`) and evaluates it on GLUE SST-2
 (:mod:`compress.data.sst2`), with the model input of every text model here: one
 int64 array ``(N, 2, max_length)`` of token ids and attention mask, unpacked by
-:func:`compress.models.text_classifier.packed_module`.
+:func:`compress.models.text.text_classifier.packed_module`.
 
 ``checkpoint`` is a Hub id or a local directory written by ``save_pretrained``
 (model and tokenizer), which loads the same way; that is how the tests run
@@ -62,7 +62,7 @@ import numpy as np
 
 from compress.assets import ENV_OFFLINE
 from compress.models import torch_common
-from compress.models.text_classifier import UNSUPPORTED, TextClassifier, packed_module
+from compress.models.text.text_classifier import UNSUPPORTED, TextClassifier, packed_module
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,8 @@ def _hub_cache() -> str:
 
 @lru_cache(maxsize=512)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """:func:`compress.cache.sha256_file`, once per file while its size and mtime are unchanged."""
-    from compress.cache import sha256_file
+    """:func:`compress.storage.cache.sha256_file`, once per file while its size and mtime are unchanged."""
+    from compress.storage.cache import sha256_file
 
     return sha256_file(Path(path))
 
@@ -229,7 +229,7 @@ class HubTextClassifier(TextClassifier):
 
     Every field is part of the cache key, and so is :meth:`source_digest` (the checkpoint's
     files, and the SST-2 data fine-tuned on): change either and the model is fine-tuned again.
-    The other fields are :class:`~compress.models.text_classifier.TextClassifier`'s.
+    The other fields are :class:`~compress.models.text.text_classifier.TextClassifier`'s.
 
     Attributes:
         checkpoint: a Hub id (``"distilbert-base-uncased-finetuned-sst-2-english"``,

@@ -26,9 +26,9 @@ file (:data:`ASSETS`, ``source="npm"``):
 
 Command line (no TensorFlow or torch: runs under any Python 3.11, e.g. from the Makefile)::
 
-    python compress/dashboard.py fetch [--dest DIR]
-    python -m compress.dashboard publish [--config asv.conf.json] [--html-dir DIR] [--assets DIR]
-    python -m compress.dashboard localize HTML_DIR [--assets DIR]
+    python compress/reporting/dashboard.py fetch [--dest DIR]
+    python -m compress.reporting.dashboard publish [--config asv.conf.json] [--html-dir DIR] [--assets DIR]
+    python -m compress.reporting.dashboard localize HTML_DIR [--assets DIR]
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def fetch_assets(dest: str | os.PathLike | None = None, *, offline: bool | None 
             if offline:
                 raise DashboardError(
                     f"the dashboard's files are not in {dest} and {ENV_OFFLINE} forbids fetching them: run "
-                    f"`make dashboard-assets` (or `python compress/dashboard.py fetch --dest {dest}`) on a machine "
+                    f"`make dashboard-assets` (or `python compress/reporting/dashboard.py fetch --dest {dest}`) on a machine "
                     f"that reaches the npm registry, or {_missing_help(dest, missing)}"
                 )
             npm = shutil.which("npm")
@@ -244,7 +244,7 @@ def fetch_assets(dest: str | os.PathLike | None = None, *, offline: bool | None 
                 got = integrity_of(data, asset.integrity.split("-", 1)[0])
                 raise DashboardError(
                     f"{asset.package}@{asset.version} {asset.member}: hash {got}, expected {asset.integrity} "
-                    f"({'asv index.html integrity' if asset.source == 'asv' else 'compress/dashboard.py ASSETS'}); "
+                    f"({'asv index.html integrity' if asset.source == 'asv' else 'compress/reporting/dashboard.py ASSETS'}); "
                     f"the tarball {tarball} is not the published one: delete it and fetch again"
                 )
             _write_atomic(dest / asset.local, data)
@@ -307,13 +307,13 @@ def _rewrite(html: str, by_url: dict[str, Asset], prefix: str) -> tuple[str, lis
         asset = by_url.get(url.strip())
         if asset is None:
             raise DashboardError(
-                f"index.html loads {url}, which compress/dashboard.py does not know: add it to ASSETS "
+                f"index.html loads {url}, which compress/reporting/dashboard.py does not know: add it to ASSETS "
                 "(its npm package, version and hash), or the published pages would need the network"
             )
         sri = next((v for k, v in attrs if k.lower() == "integrity"), None)
         if sri and asset.source == "asv" and sri.strip() != asset.integrity:
             raise DashboardError(
-                f"index.html pins {url} to {sri}, and compress/dashboard.py to {asset.integrity}: "
+                f"index.html pins {url} to {sri}, and compress/reporting/dashboard.py to {asset.integrity}: "
                 "asv changed the file; update ASSETS"
             )
         kept = []
@@ -412,7 +412,7 @@ def publish(config: str | os.PathLike = "asv.conf.json", *, html_dir: str | os.P
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m compress.dashboard", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m compress.reporting.dashboard", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="the dashboard's JavaScript/CSS from the npm registry, once, verified")
     f.add_argument("--dest", help="folder (default $COMPRESS_BENCH_ENV/dashboard-assets)")

@@ -19,7 +19,7 @@ make a run pass; changing one is a reviewed diff whose ``last`` shows the
 measurement that motivated it.
 
 The accuracy-type min bounds (``retention``, ``accuracy``) are judged with
-statistics (``compress.stats``): a pair fails only when we are ``CONFIDENCE``
+statistics (``compress.judging.stats``): a pair fails only when we are ``CONFIDENCE``
 (95%) sure that the true value is below the floor, i.e. when the one-sided upper
 confidence bound, which the runner records as ``retention_upper`` /
 ``accuracy_upper`` beside the point value, is below it. Size and latency bounds
@@ -46,11 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compress.metrics import Metric, descriptors
-from compress.stats import CONFIDENCE
+from compress.judging.stats import CONFIDENCE
 
 DEVICES = ("cpu", "cuda")  # as compress.registry.DEVICES (this module imports no registry at load)
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "thresholds.toml"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "thresholds.toml"
 
 
 class _Registered(Mapping):
@@ -114,7 +114,7 @@ class Bound:
     device: str | None = None  # asserted only where artefacts run on this device (None: everywhere)
     source: str = "<thresholds>"  # the file that set the bound
     needs: str | None = None  # asserted only on a CPU with this feature (NEEDS; None: everywhere)
-    # why the bound is looser than the rule of compress.propose (printed with it; None: it is not)
+    # why the bound is looser than the rule of compress.judging.propose (printed with it; None: it is not)
     reason: str | None = None
 
     def holds(self, measured: float) -> bool:

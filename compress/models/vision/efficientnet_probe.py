@@ -30,7 +30,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from compress.models import efficientnet_lite, torch_common
+from compress.models.vision import efficientnet_lite
+from compress.models import torch_common
 from compress.models.base import FirstImagesSplits
 
 log = logging.getLogger(__name__)

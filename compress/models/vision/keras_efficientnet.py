@@ -26,10 +26,10 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from compress.frameworks import tensorflow
-from compress.models import efficientnet_lite as E
-from compress.models import efficientnet_probe as P
+from compress.models.vision import efficientnet_lite as E
+from compress.models.vision import efficientnet_probe as P
 from compress.models.base import FirstImagesSplits
-from compress.models.keras_classifier import KerasArrays, fit_keras
+from compress.models.vision.keras_classifier import KerasArrays, fit_keras
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _nhwc(split: str, size: int, limit: int | None) -> tuple[np.ndarray, np.ndar
 
 @dataclass(frozen=True)
 class KerasEfficientNetProbe(FirstImagesSplits, KerasArrays):
-    """Recipe: :class:`~compress.models.efficientnet_probe.EfficientNetProbe` ported to tf_keras.
+    """Recipe: :class:`~compress.models.vision.efficientnet_probe.EfficientNetProbe` ported to tf_keras.
 
     Same fields, same meaning (every one is part of the cache key); inputs are NHWC.
     """

@@ -31,8 +31,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compress import metrics, thresholds
-from compress.stats import CONFIDENCE
+from compress import metrics
+from compress.judging import thresholds
+from compress.judging.stats import CONFIDENCE
 
 
 def detect(metric: object) -> metrics.Detect | None:

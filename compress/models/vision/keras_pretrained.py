@@ -308,7 +308,7 @@ class KerasImageNetClassifier(Recipe):
         return model
 
     def count_params(self, model) -> int:
-        from compress.models.keras_classifier import count_keras_params
+        from compress.models.vision.keras_classifier import count_keras_params
 
         return count_keras_params(model)
 

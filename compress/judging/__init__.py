@@ -1,0 +1,1 @@
+"""Judging: thresholds, the paired statistics, latency ratios, run comparison and proposed bounds."""

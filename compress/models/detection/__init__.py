@@ -1,0 +1,1 @@
+"""Object detection: YOLOv8n through ultralytics."""

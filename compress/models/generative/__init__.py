@@ -1,0 +1,1 @@
+"""Image generation: ESRGAN-slim super-resolution and CycleGAN."""

@@ -1,0 +1,1 @@
+"""Language models: text classifiers (MiniLM, DistilBERT, BERT-small, XLM-RoBERTa) and causal LMs (GPT-2)."""

@@ -1,0 +1,1 @@
+"""Reporting: tables, plots, the asv dashboard, history and the cost profile."""
