@@ -407,6 +407,7 @@ def register_handler(config_type: type, framework: str, *,
 
 def export_base(config: TechniqueConfig, framework: str) -> TechniqueConfig | None:
     """The export that ``config``'s handler for ``framework`` models starts from (its ``base``), or None."""
+    _ensure_loaded()
     base = _BASES.get((type(config), framework))
     return base(config) if base is not None else None
 
@@ -416,6 +417,7 @@ def device_support(steps: tuple[TechniqueConfig, ...], framework: str, device: s
     ``device`` for ``framework`` models, else why not."""
     if device not in DEVICES:
         raise _unknown("device", device, list(DEVICES))
+    _ensure_loaded()
     for step in steps:
         if step.stage != "export":
             continue
@@ -428,6 +430,7 @@ def device_support(steps: tuple[TechniqueConfig, ...], framework: str, device: s
 
 
 def handler_for(config: TechniqueConfig, framework: str) -> Callable:
+    _ensure_loaded()  # the handlers register when the technique catalogue is imported
     try:
         return _HANDLERS[(type(config), framework)]
     except KeyError:

@@ -7,7 +7,7 @@ from compress.storage.cache import WeightsCache
 from compress.runner import Runner
 from compress.runtimes import get_runtime
 from compress.techniques.pruning import MagnitudePruningConfig
-from compress.techniques.quantization import Float32Config, Int8Config
+from compress.techniques.quantization import Float16Config, Float32Config, Int8Config
 from tests.test_data import needs_real
 
 pytestmark = needs_real
@@ -65,6 +65,20 @@ def test_pruning_reaches_exactly_the_requested_sparsity(tiny, target):
     stored = get_runtime("litert").load(art, 1).weight_arrays()
     zeros = sum(np.count_nonzero(a == 0) for a in stored)
     assert zeros >= sum(np.count_nonzero(k == 0) for k in kernels)  # BN folding keeps zeros
+
+
+def test_float16_weights_are_read_where_they_are_stored_not_from_the_delegates_memory(tiny):
+    """A float16 kernel reaches its op through DEQUANTIZE: every kernel is read from its float16
+    constant, the same in two loads, equal to the float32 kernel rounded (tests/test_yolo.py checks
+    a graph whose DEQUANTIZE ops XNNPACK takes over)."""
+    art = tiny.artefact("tiny", Float16Config())
+    fp32 = get_runtime("litert").load(art_fp32 := tiny.artefact("tiny", Float32Config()), 1).weight_arrays()
+    first, second = (get_runtime("litert").load(art, 1).weight_arrays() for _ in range(2))
+    assert art_fp32.data != art.data and len(first) == len(fp32) > 0
+    assert all(a.dtype == np.float16 for a in first)
+    for a, b, ref in zip(first, second, fp32, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, ref.astype(np.float16))
 
 
 def test_warm_run_reuses_cache_and_gives_identical_artefact(tiny, cache_dir):

@@ -233,6 +233,10 @@ def test_onnx_and_litert_artefacts_agree_with_the_torch_model(small_yolo):
         out = get_runtime(art.runtime).load(art, 1).predict(x[:5], batch_size=5)
         assert out.shape == reference.shape
         np.testing.assert_allclose(out, reference, atol=tol * 64, rtol=tol)
+        if isinstance(config, Float16Config):  # every kernel read from its float16 constant: XNNPACK takes
+            kernels = get_runtime(art.runtime).load(art, 1).weight_arrays()  # DEQUANTIZE over, and its
+            convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())  # outputs are unset memory
+            assert len(kernels) == convs and all(k.dtype == np.float16 for k in kernels)
     fp32 = metric.value(metric.outcomes(deploy_module(model, recipe.imgsz)(torch.from_numpy(x)).detach().numpy(),
                                         targets))[0]  # fmt: skip
     for config in (OnnxConfig("int8", calibration_size=32, op_types=("Conv",)), Int8Config(calibration_size=32)):
