@@ -230,6 +230,28 @@ def _cmd_thresholds(args) -> int:
     return 1 if args.check and unexplained else 0
 
 
+def _cmd_keep_outcomes(args) -> int:
+    """The per-example outcomes of a tier's pairs kept for the planted proof (compress.judging.proof)."""
+    from compress import registry
+    from compress.judging import proof
+    from compress.runner import Runner
+
+    pairs = registry.pairs(tier=args.tier)
+    kept = proof.keep(Runner(), pairs, Path(args.out))
+    print(f"kept the outcomes of {len(kept['pairs'])} pairs in {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_prove(args) -> int:
+    """Each kept pair's quality bounds judged on its unchanged outcomes and on a planted drop."""
+    from compress.judging import proof, thresholds
+
+    verdicts, skipped = proof.prove(proof.load(Path(args.kept)), thresholds.load_merged(args.thresholds))
+    print(proof.format_table(verdicts, skipped))
+    bad = [v for v in verdicts if not v.unchanged_passes or (v.reason is None and not v.planted_fails)]
+    return 1 if bad else 0
+
+
 def _cmd_data(args) -> int:
     """Each model's dataset: its statistics (per split and class, the digest), or fetched onto this machine."""
     from compress.data.dataset import format_stats
@@ -321,6 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
     prop.add_argument("--check", action="store_true",
                       help="exit 1 when a bound is looser than the rule without a reason")
     prop.set_defaults(func=_cmd_thresholds)
+    keep = thr_sub.add_parser("keep-outcomes", help="keep the per-example outcomes of a tier's pairs (and their "
+                                                    "fp32 references') for the planted proof: results/outcomes/")  # fmt: skip
+    keep.add_argument("--tier", default="gate", choices=["gate", "full"])
+    keep.add_argument("--out", required=True, metavar="PATH")
+    keep.set_defaults(func=_cmd_keep_outcomes)
+    prove = thr_sub.add_parser("prove", help="judge each kept pair's quality bounds on its unchanged outcomes and "
+                                             "on a planted drop of the size the bound declares")  # fmt: skip
+    prove.add_argument("kept", metavar="KEPT.json")
+    prove.add_argument("--thresholds", action="append", default=[], metavar="PATH",
+                       help="a team's thresholds file merged over the suite's (repeatable)")
+    prove.set_defaults(func=_cmd_prove)
     return p
 
 
@@ -341,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.cache_dir:
         os.environ["COMPRESS_BENCH_CACHE"] = args.cache_dir
-    if args.command not in ("report", "compare", "thresholds"):  # they read saved JSON only: no framework to order
+    reads_json_only = args.command in ("report", "compare") or getattr(args, "action", "") in ("propose", "prove")
+    if not reads_json_only:  # those read saved JSON only: no framework to order
         preload()
     from compress import progress
     from compress.storage.cache import CacheWriteError

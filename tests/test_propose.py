@@ -64,7 +64,8 @@ def test_perplexity_and_size_follow_their_own_margins():
     ppl = {"metric": "perplexity", "perplexity": 100.0, "baseline_perplexity": 100.0, "perplexity_lower": 99.0,
            "eval_images": 500}  # fmt: skip
     p = propose.quality_bound("lm.fp32", "perplexity", ppl)
-    assert p.kind == "max" and p.value == 102.0  # 3% worse (103) less the lower bound's 1.0 of half-width
+    # 3% worse moves the lower bound to 99 x 1.03 = 101.97: the judge fails above the ceiling one step under it
+    assert p.kind == "max" and p.value == 101.96
     s = propose.size_bound("m.int8", "size_ratio", {"size_ratio": 0.2554})
     assert s.value == 0.261 and s.kind == "max"
 

@@ -104,11 +104,15 @@ def quality_bound(pair: str, bound_metric: str, row: dict) -> Proposal | None:
             return None
         step = 10.0**-own.digits  # the ceiling's resolution: its decimals
         h = max(score - lower, 0.0)
-        d = delta * score if relative else delta
-        resolved = d > h + step
-        d = d if resolved else h + step
-        return Proposal(pair, metric, "max", _down(score + d - h, own.digits), score, d / score if relative else d,
-                        unit, resolved, h)  # fmt: skip
+        if relative:  # a rise of delta scales the lower bound too (perplexity: every loss + log(1 + delta))
+            # the judge fails when the lower bound exceeds the ceiling: one step under lower x (1 + delta).
+            # (score + d - h, the rule before, let a 3% rise of GPT-2's perplexity pass: found by planting it
+            # in the kept outcomes, compress.judging.proof)
+            return Proposal(pair, metric, "max", _down(lower * (1 + delta) - step, own.digits), score, delta,
+                            unit, lower * delta > step, h)  # fmt: skip
+        resolved = delta > h + step
+        d = delta if resolved else h + step
+        return Proposal(pair, metric, "max", _down(score + d - h, own.digits), score, d, unit, resolved, h)
     v = row.get(bound_metric)
     upper = row.get(bound_metric + thresholds.UPPER_SUFFIX)
     if not isinstance(v, (int, float)) or not isinstance(upper, (int, float)):
